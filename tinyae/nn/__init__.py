@@ -1,0 +1,6 @@
+"""Layers.  Every layer: ``y = layer(x)``; ``dx = layer.backward(dy)`` (accumulating parameter grads)."""
+from .module import Module, Parameter, Sequential
+from .linear import Linear
+from .activation import Identity, LeakyReLU, ReLU, Sigmoid, Tanh
+from .shape import Flatten, Reshape
+from .dropout import Dropout, GaussianNoise

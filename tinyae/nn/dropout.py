@@ -1,0 +1,83 @@
+"""Dropout and input noise.  Both are random in training mode and the identity in eval mode.
+
+Random numbers are drawn on the host from a seeded NumPy Generator and copied to the
+active backend once per call, so a given seed gives the same masks on NumPy and CuPy.
+Tests (and denoising recipes that need a known corruption) can pass their own
+``mask`` / ``noise``.
+"""
+from __future__ import annotations
+
+from .. import backend
+from .init import as_generator
+from .module import Module
+
+
+class Dropout(Module):
+    r"""Inverted dropout with drop probability p.
+
+    Training:  m ~ Bernoulli(1 − p) per element,  y = x · m / (1 − p)   (so E[y] = x)
+    Eval:      y = x
+    Backward:  dx = dy · m / (1 − p)  (the same scaled mask; identity in eval mode)
+
+    ``forward(x, mask=None)``: pass a 0/1 ``mask`` of x's shape to fix the randomness.
+    """
+
+    def __init__(self, p: float = 0.5, rng=None):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        self.p = float(p)
+        self.rng = as_generator(rng)
+        self.scale = None  # the cached m / (1 − p), or None in eval mode
+
+    def forward(self, x, mask=None):
+        self._check_input(x)
+        if not self.training or self.p == 0.0:
+            self.scale = None
+            return x
+        xp = backend.get_array_module(x)
+        if mask is None:
+            mask = self.rng.random(x.shape) >= self.p
+        elif tuple(mask.shape) != tuple(x.shape):
+            raise ValueError(f"{self!r}: mask shape {tuple(mask.shape)} != input shape {tuple(x.shape)}")
+        self.scale = xp.asarray(mask, dtype=x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))
+        return x * self.scale
+
+    def backward(self, dy):
+        return dy if self.scale is None else dy * self.scale
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class GaussianNoise(Module):
+    r"""Additive Gaussian input noise for denoising autoencoders.
+
+    Training:  y = x + σ·ε,  ε ~ N(0, I)  (``forward(x, noise=ε)`` to fix ε)
+    Eval:      y = x
+    Backward:  dx = dy  (the noise does not depend on x)
+    """
+
+    def __init__(self, std: float = 0.1, rng=None):
+        super().__init__()
+        if std < 0:
+            raise ValueError(f"GaussianNoise: std must be >= 0, got {std}")
+        self.std = float(std)
+        self.rng = as_generator(rng)
+
+    def forward(self, x, noise=None):
+        self._check_input(x)
+        if not self.training or self.std == 0.0:
+            return x
+        xp = backend.get_array_module(x)
+        if noise is None:
+            noise = self.rng.standard_normal(x.shape)
+        elif tuple(noise.shape) != tuple(x.shape):
+            raise ValueError(f"{self!r}: noise shape {tuple(noise.shape)} != input shape {tuple(x.shape)}")
+        return x + xp.asarray(noise, dtype=x.dtype) * x.dtype.type(self.std)
+
+    def backward(self, dy):
+        return dy
+
+    def extra_repr(self):
+        return f"std={self.std}"

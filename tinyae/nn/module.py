@@ -1,0 +1,257 @@
+"""Parameter, Module and Sequential: the contract every layer keeps.
+
+* ``y = layer(x)`` runs :meth:`Module.forward`, which caches what backward needs.
+* ``dx = layer.backward(dy)`` returns dL/dx and **adds** dL/dθ into every
+  ``param.grad`` (so shared weights and repeated calls accumulate; call
+  :meth:`Module.zero_grad` to clear).
+* Parameter names follow PyTorch (``weight``, ``bias``; Sequential children
+  "0", "1", …) so a converted PyTorch ``state_dict`` loads directly.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy
+
+from .. import backend
+
+
+class Parameter:
+    """A trainable array ``data`` with its gradient accumulator ``grad`` (same shape/dtype/device)."""
+
+    __slots__ = ("data", "grad")
+
+    def __init__(self, data):
+        xp = backend.get_array_module(data)
+        self.data = data
+        self.grad = xp.zeros_like(data)
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    def __repr__(self):
+        return f"Parameter(shape={tuple(self.shape)}, dtype={self.dtype})"
+
+
+class Module:
+    """Base class of layers and models.
+
+    Subclasses set Parameters and sub-Modules as attributes (registered in
+    order, like PyTorch) and implement ``forward`` and ``backward``.
+    """
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    # -- registration -----------------------------------------------------
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() first")
+        params, modules = self._parameters, self._modules
+        params.pop(name, None)
+        modules.pop(name, None)
+        if isinstance(value, Parameter):
+            params[name] = value
+        elif isinstance(value, Module):
+            modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        object.__delattr__(self, name)
+
+    # -- the contract -----------------------------------------------------
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward")
+
+    def backward(self, *grads):
+        raise NotImplementedError(f"{type(self).__name__} does not implement backward")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    # -- traversal ----------------------------------------------------------
+    def children(self):
+        return iter(self._modules.values())
+
+    def named_modules(self, prefix=""):
+        yield prefix, self
+        for name, m in self._modules.items():
+            yield from m.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self):
+        for _, m in self.named_modules():
+            yield m
+
+    def named_parameters(self, prefix=""):
+        """Yield ("name.sub.weight", Parameter) pairs; a Parameter shared by two modules appears once."""
+        seen = set()
+        for mod_name, mod in self.named_modules(prefix):
+            for name, p in mod._parameters.items():
+                if id(p) in seen:
+                    continue
+                seen.add(id(p))
+                yield (f"{mod_name}.{name}" if mod_name else name), p
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad[...] = 0
+
+    def num_parameters(self) -> int:
+        return int(sum(p.data.size for p in self.parameters()))
+
+    # -- modes ----------------------------------------------------------------
+    def train(self, mode: bool = True):
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    # -- state ------------------------------------------------------------
+    def state_dict(self):
+        """An ordered {name: NumPy array copy} of every parameter (host copies, safe to save)."""
+        return OrderedDict((n, backend.to_numpy(p.data).copy()) for n, p in self.named_parameters())
+
+    def load_state_dict(self, state, strict: bool = True):
+        """Copy arrays (NumPy, CuPy, or anything ``numpy.asarray`` takes, such as
+        ``torch_tensor.numpy()``) into the parameters, checking names and shapes."""
+        own = OrderedDict(self.named_parameters())
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        if strict and (missing or unexpected):
+            raise KeyError(f"{type(self).__name__}.load_state_dict: missing keys {missing}, "
+                           f"unexpected keys {unexpected}")
+        for name, p in own.items():
+            if name not in state:
+                continue
+            value = state[name]
+            shape = tuple(getattr(value, "shape", numpy.shape(value)))
+            if shape != tuple(p.shape):
+                raise ValueError(f"{type(self).__name__}.load_state_dict: parameter {name!r} has shape "
+                                 f"{tuple(p.shape)} but the state holds shape {shape}")
+            xp = backend.get_array_module(p.data)
+            if xp is numpy:
+                p.data[...] = backend.to_numpy(value).astype(p.dtype, copy=False)
+            else:
+                p.data[...] = xp.asarray(value, dtype=p.dtype)
+        return self
+
+    def to(self, backend_name: str | None = None, dtype=None):
+        """Move every parameter to ``backend_name`` ("numpy"/"cupy") and/or cast to ``dtype``.
+        Gradients are reset to zero.  Returns ``self``."""
+        for m in self.modules():
+            for name, p in m._parameters.items():
+                data = p.data
+                if backend_name is not None:
+                    data = backend.to_backend(data, backend_name)
+                if dtype is not None:
+                    data = data.astype(dtype)
+                p.data = data
+                p.grad = backend.get_array_module(data).zeros_like(data)
+            m._moved()
+        return self
+
+    def _moved(self):
+        """Hook for modules holding non-Parameter arrays (buffers) after ``to``."""
+
+    def double(self):
+        return self.to(dtype=numpy.float64)
+
+    def float(self):
+        return self.to(dtype=numpy.float32)
+
+    # -- helpers for layers -------------------------------------------------
+    def _param_dtype(self):
+        for p in self._parameters.values():
+            return p.dtype
+        return None
+
+    def _check_input(self, x, ndim=None, shape_tail=None, what="input"):
+        """Raise a ValueError naming this layer unless ``x`` is a float array of the right rank,
+        trailing shape and dtype (the dtype of this layer's parameters, if it has any)."""
+        name = repr(self)
+        dtype = getattr(x, "dtype", None)
+        if dtype is None or not hasattr(x, "shape"):
+            raise ValueError(f"{name} expected an array as {what}, got {type(x).__name__}")
+        if dtype.kind != "f":
+            raise ValueError(f"{name} expected a floating-point {what} (float32 or float64), got dtype "
+                             f"{dtype}; convert with x.astype('float32')")
+        pd = self._param_dtype()
+        if pd is not None and dtype != pd:
+            raise ValueError(f"{name} expected {what} of dtype {pd} (its parameters' dtype), got {dtype}; "
+                             f"cast the input or call .to(dtype={dtype.name!r}) on the model")
+        if ndim is not None and x.ndim != ndim:
+            raise ValueError(f"{name} expected a {ndim}-D {what}, got shape {tuple(x.shape)}")
+        if shape_tail is not None:
+            tail = tuple(x.shape[-len(shape_tail):])
+            if tail != tuple(shape_tail):
+                raise ValueError(f"{name} expected {what} of shape (N, {', '.join(map(str, shape_tail))}), "
+                                 f"got {tuple(x.shape)}")
+        if self._parameters:
+            p = next(iter(self._parameters.values()))
+            if backend.get_array_module(x) is not backend.get_array_module(p.data):
+                raise ValueError(f"{name}: {what} and parameters live on different devices; move the "
+                                 "input with tinyae.backend.asarray or the model with .to(...)")
+
+    def _require_cache(self, attr):
+        if getattr(self, attr, None) is None:
+            raise RuntimeError(f"{self!r}: backward called before forward")
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self):
+        if not self._modules:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"{type(self).__name__}("]
+        for name, m in self._modules.items():
+            sub = repr(m).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {sub}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+class Sequential(Module):
+    """Modules applied in order; backward runs them in reverse.  Children are named "0", "1", …"""
+
+    def __init__(self, *modules):
+        super().__init__()
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential: item {i} is {type(m).__name__}, not a Module")
+            setattr(self, str(i), m)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __getitem__(self, i):
+        mods = list(self._modules.values())
+        if isinstance(i, slice):
+            return Sequential(*mods[i])
+        return mods[i]
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def forward(self, x):
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def backward(self, dy):
+        for m in reversed(self._modules.values()):
+            dy = m.backward(dy)
+        return dy
