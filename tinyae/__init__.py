@@ -1,6 +1,7 @@
 """tinyae: autoencoders in NumPy/CuPy with hand-written backward passes."""
 from . import backend
 from . import nn
+from . import data
 
 __version__ = "0.1.0"
-__all__ = ["backend", "nn", "__version__"]
+__all__ = ["backend", "nn", "data", "__version__"]
