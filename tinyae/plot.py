@@ -1,0 +1,854 @@
+"""The figures people expect from an autoencoder on MNIST.
+
+Every function takes host or device arrays (CuPy arrays are copied to the host
+with :func:`tinyae.backend.to_numpy`), draws with Matplotlib's object-oriented
+API (a fresh :class:`~matplotlib.figure.Figure` on an Agg canvas: pyplot and the
+global backend are never touched, so an interactive session is left alone),
+writes one PNG and returns its path as a ``str``.
+
+Writing is atomic: the PNG goes to a temporary file in the destination folder
+(created if missing) and is moved over ``path`` with :func:`os.replace` only
+once it is complete.  Inputs are checked before anything is drawn, so a bad
+argument raises :class:`ValueError` and leaves no file behind.
+
+Image grids (``save_image_grid``, ``save_samples``, ``save_filters``) are
+written pixel-exactly, without resampling: with N tiles of H×W pixels,
+``ncol = min(nrow, N)`` tiles per row, ``rows = ceil(N / ncol)`` rows, padding
+``pad`` and magnification ``scale``, the PNG is::
+
+    width  = scale * (ncol * W + (ncol + 1) * pad)
+    height = scale * (rows * H + (rows + 1) * pad) + (title_height(dpi) if title else 0)
+
+Tile ``i`` sits at row ``i // ncol``, column ``i % ncol`` (row-major, image 0
+top-left), upright: image row 0 is the top of the tile.
+
+Functions: ``save_image_grid``, ``save_reconstructions``, ``save_samples``,
+``save_latent_scatter``, ``save_manifold``, ``save_interpolation``,
+``save_loss_curves``, ``save_filters``, ``save_filter_comparison``,
+``save_histograms``, ``save_roc`` and the metric ``roc_auc``.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import statistics
+import tempfile
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib import colors as mcolors
+from matplotlib import image as mimage
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from .backend import to_numpy
+
+__all__ = [
+    "save_image_grid", "save_reconstructions", "save_samples", "save_latent_scatter",
+    "save_manifold", "save_interpolation", "save_loss_curves", "save_filters",
+    "save_filter_comparison", "save_histograms", "save_roc", "roc_auc", "roc_curve",
+    "title_height",
+]
+
+PAD_COLOR = "#808080"      # grid lines between tiles: visible on black and on white tiles
+FONT_SIZE = 10             # points, for titles and row labels
+
+
+# --------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------
+
+def _prepare_path(path):
+    """``path`` as a str, with its parent folder created."""
+    path = os.fspath(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    return path
+
+
+def _atomic_write(path, write):
+    """Call ``write(tmp_path)`` for a temp file beside ``path``, then move it over ``path``."""
+    path = _prepare_path(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def _new_figure(width_px, height_px, dpi):
+    """A Figure on an Agg canvas whose saved size is exactly width_px × height_px at ``dpi``.
+
+    Agg truncates width·dpi to an int, so a quarter pixel is added against
+    float round-off (``4.84 * 100`` may be ``483.99999``).
+    """
+    fig = Figure(figsize=((width_px + 0.25) / dpi, (height_px + 0.25) / dpi), dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save_figure(fig, path, dpi):
+    try:
+        return _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
+    finally:
+        fig.clear()   # free the artists now; the Figure is not registered anywhere else
+
+
+def _save_rgba(rgba, path, dpi):
+    """Write a (H, W, 4) uint8 array as a PNG, one array element per pixel."""
+    return _atomic_write(path, lambda tmp: mimage.imsave(tmp, rgba, format="png", dpi=dpi))
+
+
+def _check_dpi(dpi):
+    if not isinstance(dpi, numbers.Real) or not dpi > 0:
+        raise ValueError(f"dpi must be a positive number, got {dpi!r}")
+
+
+# --------------------------------------------------------------------------
+# text rendered to pixels (titles, row labels), so image figures stay pixel-exact
+# --------------------------------------------------------------------------
+
+def title_height(dpi=100):
+    """Height in pixels of the title band above an image grid: ``round(0.3 * dpi)``."""
+    return int(round(0.3 * dpi))
+
+
+def _render_text(width, height, items, dpi, fontsize=FONT_SIZE):
+    """A white (height, width, 4) uint8 image with text drawn on it.
+
+    ``items``: (x, y, text, ha) with x, y in pixels from the top-left corner,
+    text vertically centred on y.  A text wider than the image is shrunk (down
+    to 6 pt) to fit.
+    """
+    fig = _new_figure(width, height, dpi)
+    canvas = fig.canvas
+    renderer = canvas.get_renderer()
+    for x, y, text, ha in items:
+        t = fig.text((x + 0.5) / width, 1 - (y + 0.5) / height, text, ha=ha, va="center",
+                     fontsize=fontsize)
+        size = fontsize
+        while size > 6 and t.get_window_extent(renderer).width > width - 4:
+            size -= 1
+            t.set_fontsize(size)
+    canvas.draw()
+    buf = np.asarray(canvas.buffer_rgba())
+    out = np.full((height, width, 4), 255, dtype=np.uint8)
+    h, w = min(height, buf.shape[0]), min(width, buf.shape[1])
+    out[:h, :w] = buf[:h, :w]
+    fig.clear()
+    return out
+
+
+def _text_width(text, dpi, fontsize=FONT_SIZE):
+    """Width in pixels of ``text`` rendered at ``fontsize`` points."""
+    fig = _new_figure(10, 10, dpi)
+    t = fig.text(0, 0, text, fontsize=fontsize)
+    width = t.get_window_extent(fig.canvas.get_renderer()).width
+    fig.clear()
+    return int(math.ceil(width))
+
+
+def _fmt(v):
+    """A tick label with two decimals and no "-0.00"."""
+    return f"{round(float(v), 2) + 0.0:.2f}"
+
+
+def _with_title(rgba, title, dpi):
+    """Stack a title band (``title_height(dpi)`` pixels) on top of an image, if a title is given."""
+    if title is None:
+        return rgba
+    band_h, width = title_height(dpi), rgba.shape[1]
+    band = _render_text(width, band_h, [(width / 2, band_h / 2, str(title), "center")], dpi)
+    return np.concatenate([band, rgba], axis=0)
+
+
+# --------------------------------------------------------------------------
+# images → tiles → grid
+# --------------------------------------------------------------------------
+
+def _as_images(x, name="images", image_shape=None):
+    """Normalise a stack of images to float64 (N, H, W) or (N, H, W, 3).
+
+    Accepted: (N, H, W); (N, D) with D = prod(image_shape) or a perfect square;
+    (N, 1, H, W); (N, 3, H, W) (RGB).
+    """
+    x = np.asarray(to_numpy(x))
+    if x.dtype.kind not in "fiub":
+        raise ValueError(f"{name}: expected a numeric array, got dtype {x.dtype}")
+    x = x.astype(np.float64, copy=False)
+    if x.ndim == 2:
+        n, d = x.shape
+        if image_shape is not None:
+            h, w = (int(s) for s in image_shape)
+            if h * w != d:
+                raise ValueError(f"{name}: rows of length {d} cannot be reshaped to image_shape "
+                                 f"{tuple(image_shape)} ({h * w} pixels)")
+        else:
+            side = math.isqrt(d)
+            if side * side != d:
+                raise ValueError(f"{name}: got shape {x.shape}; flat images need a square number of "
+                                 f"pixels (like 784 = 28×28), {d} is not square")
+            h = w = side
+        x = x.reshape(n, h, w)
+    elif x.ndim == 4:
+        if x.shape[1] == 1:
+            x = x[:, 0]
+        elif x.shape[1] == 3:
+            x = np.moveaxis(x, 1, -1)
+        else:
+            raise ValueError(f"{name}: got shape {x.shape}; 4-D images must be (N, 1, H, W) or "
+                             f"(N, 3, H, W), not {x.shape[1]} channels")
+    elif x.ndim != 3:
+        raise ValueError(f"{name}: got shape {x.shape}; expected (N, H, W), (N, H*W), "
+                         "(N, 1, H, W) or (N, 3, H, W)")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name}: no images (shape {x.shape})")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    return x
+
+
+def _value_range(images, value_range, name="value_range"):
+    if value_range is None:
+        lo, hi = float(images.min()), float(images.max())
+        if hi <= lo:
+            hi = lo + 1.0
+        return lo, hi
+    try:
+        lo, hi = (float(v) for v in value_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair (low, high) or None, got {value_range!r}") from None
+    if not hi > lo:
+        raise ValueError(f"{name}: high must be greater than low, got {value_range!r}")
+    return lo, hi
+
+
+def _colorize(images, cmap, vmin, vmax):
+    """(N, H, W) → (N, H, W, 4) floats in [0, 1] via a colormap; (N, H, W, 3) RGB just scaled."""
+    scaled = np.clip((images - vmin) / (vmax - vmin), 0.0, 1.0)
+    if scaled.ndim == 4:   # RGB
+        return np.concatenate([scaled, np.ones(scaled.shape[:-1] + (1,))], axis=-1)
+    try:
+        cm = colormaps[cmap] if isinstance(cmap, str) else cmap
+    except KeyError:
+        raise ValueError(f"unknown colormap {cmap!r}") from None
+    return np.asarray(cm(scaled), dtype=np.float64)
+
+
+def _grid_layout(n, nrow):
+    """(rows, cols) for n tiles with ``nrow`` tiles per row (torchvision's meaning of nrow)."""
+    if not isinstance(nrow, numbers.Integral) or nrow < 1:
+        raise ValueError(f"nrow (tiles per row) must be a positive integer, got {nrow!r}")
+    cols = min(int(nrow), n)
+    return int(math.ceil(n / cols)), cols
+
+
+def _tile(rgba, nrow, pad=2, pad_color=PAD_COLOR):
+    """Tile (N, H, W, 4) RGBA images row-major into one (rows·H + (rows+1)·pad, ...) RGBA image."""
+    n, h, w, _ = rgba.shape
+    rows, cols = _grid_layout(n, nrow)
+    fill = np.asarray(mcolors.to_rgba(pad_color), dtype=np.float64)
+    grid = np.empty((rows * h + (rows + 1) * pad, cols * w + (cols + 1) * pad, 4))
+    grid[...] = fill
+    for i in range(n):
+        r, c = divmod(i, cols)
+        top, left = pad + r * (h + pad), pad + c * (w + pad)
+        grid[top:top + h, left:left + w] = rgba[i]
+    return grid
+
+
+def _to_uint8(rgba, scale=1):
+    """Float RGBA in [0, 1] → uint8, each pixel magnified to a scale×scale block."""
+    if not isinstance(scale, numbers.Integral) or scale < 1:
+        raise ValueError(f"scale must be a positive integer, got {scale!r}")
+    out = np.round(np.clip(rgba, 0, 1) * 255).astype(np.uint8)
+    if scale > 1:
+        out = np.repeat(np.repeat(out, scale, axis=0), scale, axis=1)
+    return out
+
+
+def _grid_rgba(images, nrow, cmap, value_range, pad, pad_color, name="images", image_shape=None):
+    imgs = _as_images(images, name, image_shape)
+    vmin, vmax = _value_range(imgs, value_range)
+    if not isinstance(pad, numbers.Integral) or pad < 0:
+        raise ValueError(f"pad must be a non-negative integer, got {pad!r}")
+    return _tile(_colorize(imgs, cmap, vmin, vmax), nrow, pad, pad_color)
+
+
+# --------------------------------------------------------------------------
+# image grids
+# --------------------------------------------------------------------------
+
+def save_image_grid(images, path, nrow=8, title=None, cmap="gray", value_range=(0, 1), *,
+                    scale=2, pad=2, pad_color=PAD_COLOR, dpi=100):
+    """Tile ``images`` into a grid and write it pixel-exactly.
+
+    images: (N, H, W), (N, H*W) with H = W, (N, 1, H, W) or (N, 3, H, W).
+    nrow: tiles per row; image 0 is top-left, image nrow-1 top-right.
+    value_range: (low, high) mapped to the ends of ``cmap`` (values outside are
+    clipped); None uses the data's min and max.
+
+    Output size (see the module docstring): width = scale·(ncol·W + (ncol+1)·pad),
+    height = scale·(rows·H + (rows+1)·pad), plus ``title_height(dpi)`` with a title.
+    """
+    _check_dpi(dpi)
+    grid = _to_uint8(_grid_rgba(images, nrow, cmap, value_range, pad, pad_color), scale)
+    return _save_rgba(_with_title(grid, title, dpi), path, dpi)
+
+
+def save_samples(images, path, nrow=8, title=None, dpi=100, **kwargs):
+    """Decoded draws from the prior (usually 64) as an 8×8 grid: :func:`save_image_grid`."""
+    return save_image_grid(images, path, nrow=nrow, title=title, dpi=dpi, **kwargs)
+
+
+def save_reconstructions(originals, reconstructions, path, n=8, title=None, noisy=None,
+                         row_labels=None, *, cmap="gray", value_range=(0, 1), scale=2, pad=2,
+                         dpi=100):
+    """Rows of ``n`` images: (noisy input, if given), original, reconstruction.
+
+    Each row is labelled on the left: ("input", "reconstruction"), or ("noisy
+    input", "original", "reconstruction") with ``noisy``, or ``row_labels``.
+    All arrays take the shapes :func:`save_image_grid` takes and must hold the
+    same images (same H, W; at least ``n``, or all of them if fewer).
+
+    Output: the grid of (rows × n) tiles as in :func:`save_image_grid`, with a
+    white label column (as wide as the longest label needs) on its left, and
+    ``title_height(dpi)`` more pixels on top with a title.
+    """
+    _check_dpi(dpi)
+    if not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    groups = [("originals", originals), ("reconstructions", reconstructions)]
+    if noisy is not None:
+        groups.insert(0, ("noisy", noisy))
+    arrays = [_as_images(a, name) for name, a in groups]
+    shapes = {a.shape[1:] for a in arrays}
+    if len(shapes) != 1:
+        raise ValueError("save_reconstructions: image shapes differ: "
+                         + ", ".join(f"{name} {a.shape[1:]}" for (name, _), a in zip(groups, arrays)))
+    counts = [a.shape[0] for a in arrays]
+    k = min(int(n), *counts)
+    if row_labels is None:
+        row_labels = (["noisy input", "original", "reconstruction"] if noisy is not None
+                      else ["input", "reconstruction"])
+    row_labels = [str(s) for s in row_labels]
+    if len(row_labels) != len(arrays):
+        raise ValueError(f"row_labels: {len(row_labels)} labels for {len(arrays)} rows")
+    stack = np.concatenate([a[:k] for a in arrays], axis=0)
+    vmin, vmax = _value_range(stack, value_range)
+    grid = _tile(_colorize(stack, cmap, vmin, vmax), nrow=k, pad=pad)
+    grid = _to_uint8(grid, scale)
+    h = arrays[0].shape[1]
+    label_w = max(_text_width(s, dpi) for s in row_labels) + 12
+    centres = [scale * (pad + r * (h + pad) + h / 2) for r in range(len(arrays))]
+    labels = _render_text(label_w, grid.shape[0],
+                          [(label_w - 6, y, s, "right") for y, s in zip(centres, row_labels)], dpi)
+    return _save_rgba(_with_title(np.concatenate([labels, grid], axis=1), title, dpi), path, dpi)
+
+
+# --------------------------------------------------------------------------
+# filters
+# --------------------------------------------------------------------------
+
+def _filter_images(weights, name="weights", channel=None):
+    """First-layer weights → (F, h, w) filters, each divided by its own max |w|.
+
+    Conv weights (F, C, KH, KW): channel ``channel``, or the mean over C.
+    Dense weights (H, D) in PyTorch's (out, in) layout: each row reshaped to √D × √D.
+    """
+    w = np.asarray(to_numpy(weights), dtype=np.float64)
+    if w.ndim == 4:
+        if channel is None:
+            w = w.mean(axis=1)
+        else:
+            if not 0 <= channel < w.shape[1]:
+                raise ValueError(f"{name}: channel {channel} out of range for {w.shape[1]} channels")
+            w = w[:, channel]
+    elif w.ndim == 2:
+        side = math.isqrt(w.shape[1])
+        if side * side != w.shape[1]:
+            raise ValueError(f"{name}: dense weights {w.shape} are (out, in); in = {w.shape[1]} is "
+                             "not a square number of pixels (pass the first layer's weight, e.g. (H, 784))")
+        w = w.reshape(w.shape[0], side, side)
+    elif w.ndim != 3:
+        raise ValueError(f"{name}: expected conv weights (F, C, KH, KW) or dense weights (H, D), "
+                         f"got shape {w.shape}")
+    if w.shape[0] == 0:
+        raise ValueError(f"{name}: no filters (shape {w.shape})")
+    if not np.all(np.isfinite(w)):
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    peak = np.abs(w).reshape(w.shape[0], -1).max(axis=1)
+    peak[peak == 0] = 1.0
+    return w / peak[:, None, None]     # in [-1, 1]; 0 stays at the colormap's centre
+
+
+def _filter_grid(weights, nrow, cmap, name, channel=None, max_filters=None, scale=None):
+    """Filters → uint8 RGBA grid: each tile magnified ``scale``× first, then 2-px screen padding."""
+    f = _filter_images(weights, name, channel)
+    if max_filters is not None:
+        f = f[:max_filters]
+    if nrow is None:
+        nrow = int(math.ceil(math.sqrt(f.shape[0])))
+    if scale is None:
+        scale = max(1, int(math.ceil(56 / max(f.shape[1:]))))
+    tiles = _colorize(f, cmap, -1.0, 1.0)
+    if not isinstance(scale, numbers.Integral) or scale < 1:
+        raise ValueError(f"scale must be a positive integer, got {scale!r}")
+    tiles = np.repeat(np.repeat(tiles, scale, axis=1), scale, axis=2)
+    return _to_uint8(_tile(tiles, nrow, pad=2))
+
+
+def save_filters(weights, path, title=None, nrow=None, *, cmap="RdBu_r", channel=None,
+                 max_filters=None, scale=None, dpi=100):
+    """First-layer filters as a grid, each scaled by its own max |w| (red +, blue −, white 0).
+
+    weights: conv (F, C, KH, KW) (mean over C unless ``channel``) or dense (H, D),
+    D = d² (e.g. (H, 784) → 28×28).  nrow: tiles per row (default ceil(√F)).
+    Each kh×kw filter is drawn ``scale``× larger (default ceil(56 / max(kh, kw)): a
+    5×5 kernel 12×, a 28×28 filter 2×), with 2 screen pixels between tiles:
+    width = ncol·scale·kw + (ncol + 1)·2, height = rows·scale·kh + (rows + 1)·2,
+    plus ``title_height(dpi)`` with a title.
+    """
+    _check_dpi(dpi)
+    grid = _filter_grid(weights, nrow, cmap, "weights", channel, max_filters, scale)
+    return _save_rgba(_with_title(grid, title, dpi), path, dpi)
+
+
+def save_filter_comparison(weights_a, weights_b, path, labels=("plain", "denoising"), n=16, *,
+                           title=None, cmap="RdBu_r", scale=None, dpi=100):
+    """The first ``n`` filters of two models, side by side, each panel headed by its label."""
+    _check_dpi(dpi)
+    if not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    if len(labels) != 2:
+        raise ValueError(f"labels must be two strings, got {labels!r}")
+    nrow = int(math.ceil(math.sqrt(n)))
+    panels = []
+    for w, name in ((weights_a, "weights_a"), (weights_b, "weights_b")):
+        panels.append(_filter_grid(w, nrow, cmap, name, max_filters=int(n), scale=scale))
+    panels = [_with_title(p, str(lab), dpi) for p, lab in zip(panels, labels)]
+    height = max(p.shape[0] for p in panels)
+    gap = max(8, int(round(0.2 * dpi)))
+    white = lambda h, w: np.full((h, w, 4), 255, dtype=np.uint8)  # noqa: E731
+    panels = [np.concatenate([p, white(height - p.shape[0], p.shape[1])], axis=0) for p in panels]
+    out = np.concatenate([panels[0], white(height, gap), panels[1]], axis=1)
+    return _save_rgba(_with_title(out, title, dpi), path, dpi)
+
+
+# --------------------------------------------------------------------------
+# decoders: manifold and interpolation
+# --------------------------------------------------------------------------
+
+def _decode(decode_fn, z, image_shape):
+    out = _as_images(decode_fn(z), "decode_fn output", image_shape)
+    if out.shape[0] != z.shape[0]:
+        raise ValueError(f"decode_fn returned {out.shape[0]} images for {z.shape[0]} codes")
+    return out
+
+
+def _image_axes(fig, rect_px, fig_w, fig_h):
+    l, b, w, h = rect_px
+    return fig.add_axes((l / fig_w, b / fig_h, w / fig_w, h / fig_h))
+
+
+def save_manifold(decode_fn, path, n=15, grid_range=None, image_shape=(28, 28), title=None, *,
+                  cmap="gray", value_range=(0, 1), dpi=100):
+    """The classic 2-D latent manifold (the Keras VAE figure): decoded images on an n×n grid.
+
+    The grid takes z1 (columns, left → right) and z2 (rows, bottom → top) at the
+    standard-normal quantiles ``norm.ppf(linspace(0.05, 0.95, n))``, or at
+    ``linspace(lo, hi, n)`` for ``grid_range=(lo, hi)`` (a number r means (-r, r)).
+    decode_fn: host array (n*n, 2) float32 → images (n*n, ...) in any shape
+    :func:`save_image_grid` takes, flat ones reshaped to ``image_shape``.
+    The axes' ticks give the z value of every row and column.
+    """
+    _check_dpi(dpi)
+    if not isinstance(n, numbers.Integral) or n < 2:
+        raise ValueError(f"n must be an integer >= 2, got {n!r}")
+    n = int(n)
+    if grid_range is None:
+        nd = statistics.NormalDist()
+        values = np.array([nd.inv_cdf(p) for p in np.linspace(0.05, 0.95, n)])
+    else:
+        if isinstance(grid_range, numbers.Real):
+            grid_range = (-float(grid_range), float(grid_range))
+        lo, hi = _value_range(None, grid_range, "grid_range")
+        values = np.linspace(lo, hi, n)
+    zz1, zz2 = np.meshgrid(values, values[::-1])      # row 0 is the top: the largest z2
+    z = np.stack([zz1.ravel(), zz2.ravel()], axis=1).astype(np.float32)
+    imgs = _decode(decode_fn, z, image_shape)
+    vmin, vmax = _value_range(imgs, value_range)
+    h, w = imgs.shape[1:3]
+    grid = np.empty((n * h, n * w) + imgs.shape[3:])
+    for i in range(n * n):
+        r, c = divmod(i, n)
+        grid[r * h:(r + 1) * h, c * w:(c + 1) * w] = imgs[i]
+    rgba = _colorize(grid[None], cmap, vmin, vmax)[0]
+
+    side = max(360, 2 * n * max(h, w))                 # image area, pixels
+    left, bottom, top, right = int(0.75 * dpi), int(0.7 * dpi), int((0.45 if title else 0.15) * dpi), 20
+    fig_w, fig_h = left + side + right, bottom + side + top
+    fig = _new_figure(fig_w, fig_h, dpi)
+    ax = _image_axes(fig, (left, bottom, side, side), fig_w, fig_h)
+    ax.imshow(rgba, interpolation="nearest", aspect="auto")
+    ax.set_xticks((np.arange(n) + 0.5) * w - 0.5)
+    ax.set_xticklabels([_fmt(v) for v in values], rotation=90, fontsize=8)
+    ax.set_yticks((np.arange(n) + 0.5) * h - 0.5)
+    ax.set_yticklabels([_fmt(v) for v in values[::-1]], fontsize=8)
+    ax.set_xlabel("z1")
+    ax.set_ylabel("z2")
+    if title is not None:
+        ax.set_title(str(title))
+    return _save_figure(fig, path, dpi)
+
+
+def save_interpolation(decode_fn, z_start, z_end, path, steps=10, image_shape=(28, 28), title=None,
+                       *, cmap="gray", value_range=(0, 1), scale=2, dpi=100):
+    """Decoded images along the straight line z(t) = (1 − t)·z_start + t·z_end, t in [0, 1].
+
+    z_start, z_end: codes of the same length k ((k,) or (1, k)).  decode_fn:
+    host array (steps, k) float32 → images.  One strip of ``steps`` tiles, t
+    under each.
+    """
+    _check_dpi(dpi)
+    if not isinstance(steps, numbers.Integral) or steps < 2:
+        raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
+    a = np.asarray(to_numpy(z_start), dtype=np.float64).reshape(-1)
+    b = np.asarray(to_numpy(z_end), dtype=np.float64).reshape(-1)
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError(f"z_start and z_end must be codes of the same length, got {a.size} and {b.size}")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise ValueError("z_start / z_end contain NaN or infinite values")
+    t = np.linspace(0.0, 1.0, int(steps))
+    z = ((1 - t)[:, None] * a + t[:, None] * b).astype(np.float32)
+    imgs = _decode(decode_fn, z, image_shape)
+    vmin, vmax = _value_range(imgs, value_range)
+    pad = 2
+    strip = _to_uint8(_tile(_colorize(imgs, cmap, vmin, vmax), nrow=len(t), pad=pad), scale)
+    h, w = imgs.shape[1:3]
+
+    sh, sw = strip.shape[:2]
+    bottom, top = int(0.55 * dpi), int((0.35 if title else 0.05) * dpi)
+    fig_w, fig_h = sw + 20, bottom + sh + top
+    fig = _new_figure(fig_w, fig_h, dpi)
+    ax = _image_axes(fig, (10, bottom, sw, sh), fig_w, fig_h)
+    ax.imshow(strip, interpolation="nearest", aspect="auto")
+    ax.set_xticks([scale * (pad + i * (w + pad) + w / 2) - 0.5 for i in range(len(t))])
+    ax.set_xticklabels([_fmt(v) for v in t], fontsize=8)
+    ax.set_yticks([])
+    ax.set_xlabel("t   (z = (1 − t)·z_start + t·z_end)")
+    if title is not None:
+        ax.set_title(str(title))
+    return _save_figure(fig, path, dpi)
+
+
+# --------------------------------------------------------------------------
+# latent codes
+# --------------------------------------------------------------------------
+
+def _class_colors(labels):
+    """(cmap, n_classes) for integer labels 0..9 (tab10) or up to 19 (tab20)."""
+    top = int(labels.max()) if labels.size else 0
+    if top < 10:
+        return colormaps["tab10"], 10
+    if top < 20:
+        return colormaps["tab20"], 20
+    raise ValueError(f"labels: at most 20 classes can be coloured, got labels up to {top}")
+
+
+def save_latent_scatter(z, labels, path, title=None, *, s=5.0, alpha=0.7, dpi=100):
+    """Codes ``z`` (N, k) coloured by digit label (N,) with the discrete tab10 colormap.
+
+    k = 2: a 2-D scatter (z1, z2); k = 3: a 3-D scatter (z1, z2, z3); k > 3: the
+    first two principal components of z (the axis labels say so, with the share
+    of variance each explains).  A colour bar has ticks 0–9.  ``labels=None``
+    draws every point in one colour.
+    """
+    _check_dpi(dpi)
+    z = np.asarray(to_numpy(z))
+    if z.ndim != 2 or z.dtype.kind not in "fiu":
+        raise ValueError(f"z must be a numeric (N, k) array of codes, got shape {z.shape} dtype {z.dtype}")
+    z = z.astype(np.float64)
+    n, k = z.shape
+    if n == 0:
+        raise ValueError("z: no codes (N = 0)")
+    if k < 2:
+        raise ValueError(f"z has k = {k} latent dimension(s); a latent scatter needs k >= 2")
+    if not np.all(np.isfinite(z)):
+        raise ValueError("z contains NaN or infinite values")
+    if labels is not None:
+        labels = np.asarray(to_numpy(labels))
+        if labels.shape != (n,):
+            raise ValueError(f"labels must have shape (N,) = ({n},) to match z {z.shape}, "
+                             f"got {labels.shape}")
+        if labels.dtype.kind == "f" and np.all(labels == np.round(labels)):
+            labels = labels.astype(np.int64)
+        if labels.dtype.kind not in "iub" or (labels.size and labels.min() < 0):
+            raise ValueError(f"labels must be non-negative integers (digit classes), got dtype "
+                             f"{labels.dtype}")
+        labels = labels.astype(np.int64)
+
+    if k > 3:
+        centred = z - z.mean(axis=0)
+        _, sv, vt = np.linalg.svd(centred, full_matrices=False)
+        var = sv ** 2
+        share = var / var.sum() if var.sum() > 0 else np.zeros_like(var)
+        coords = centred @ vt[:2].T
+        axis_labels = [f"PC{i + 1} of z ({k}-D; {100 * share[i]:.0f}% of variance)" for i in range(2)]
+    else:
+        coords = z
+        axis_labels = [f"z{i + 1}" for i in range(k)]
+
+    fig = _new_figure(720 if k == 3 else 640, 560, dpi)
+    fig.set_layout_engine("constrained")
+    ax = fig.add_subplot(projection="3d" if k == 3 else None)
+    kw = dict(s=s, alpha=alpha, linewidths=0)
+    if labels is None:
+        sc = ax.scatter(*coords.T, color="tab:blue", **kw)
+    else:
+        cmap, n_classes = _class_colors(labels)
+        norm = mcolors.BoundaryNorm(np.arange(n_classes + 1) - 0.5, n_classes)
+        sc = ax.scatter(*coords.T, c=labels, cmap=cmap, norm=norm, **kw)
+        cbar = fig.colorbar(sc, ax=ax, ticks=np.arange(n_classes), shrink=0.7 if k == 3 else 1.0)
+        cbar.set_label("label")
+        cbar.solids.set_alpha(1)
+    ax.set_xlabel(axis_labels[0])
+    ax.set_ylabel(axis_labels[1])
+    if k == 3:
+        ax.set_zlabel(axis_labels[2])
+    if title is not None:
+        ax.set_title(str(title))
+    return _save_figure(fig, path, dpi)
+
+
+# --------------------------------------------------------------------------
+# curves and histograms
+# --------------------------------------------------------------------------
+
+_SPLITS = ("train_", "test_", "val_")
+
+
+def _history_columns(history):
+    """list of per-epoch dicts (or a dict of lists) → (epochs, {key: float array with NaN gaps})."""
+    if isinstance(history, dict):
+        lengths = {len(v) for v in history.values()}
+        if len(lengths) > 1:
+            raise ValueError("history: as a dict of lists, every list must have the same length")
+        m = lengths.pop() if lengths else 0
+        history = [{key: vals[i] for key, vals in history.items()} for i in range(m)]
+    history = list(history)
+    if not history:
+        raise ValueError("history is empty: nothing to plot")
+    for i, row in enumerate(history):
+        if not isinstance(row, dict):
+            raise ValueError(f"history[{i}] must be a dict like {{'epoch': 1, 'train_loss': ...}}, "
+                             f"got {type(row).__name__}")
+    epochs = np.array([row.get("epoch", i + 1) for i, row in enumerate(history)], dtype=np.float64)
+    keys = []
+    for row in history:
+        for key in row:
+            if key not in keys:
+                keys.append(key)
+    cols = {}
+    for key in keys:
+        vals = []
+        for row in history:
+            v = row.get(key)
+            try:
+                v = float(to_numpy(v)) if v is not None and not isinstance(v, (str, bool)) else None
+            except (TypeError, ValueError):
+                v = None
+            vals.append(np.nan if v is None else v)
+        cols[key] = np.array(vals)
+    return epochs, cols
+
+
+def save_loss_curves(history, path, title=None, keys=None, logy=False, *, dpi=100):
+    """Loss per epoch.
+
+    history: a list of per-epoch dicts ``{"epoch": 1, "train_loss": ..., "test_loss": ...}``
+    (or a dict of equal-length lists).  Plotted: every numeric key starting with
+    ``train_``, ``test_`` or ``val_``, or the given ``keys``.  One colour per
+    quantity (``loss``, ``recon``, ``kl`` …): train solid, test/val dashed.  An
+    epoch missing a key leaves a gap.  x = "epoch" (1, 2, … if absent).
+    """
+    _check_dpi(dpi)
+    epochs, cols = _history_columns(history)
+    if keys is None:
+        keys = [k for k in cols if k.startswith(_SPLITS) and np.any(np.isfinite(cols[k]))]
+        if not keys:
+            raise ValueError(f"history has no numeric train_*/test_* keys to plot (keys: {sorted(cols)})")
+    else:
+        keys = [keys] if isinstance(keys, str) else list(keys)
+        missing = [k for k in keys if k not in cols or not np.any(np.isfinite(cols[k]))]
+        if missing:
+            raise ValueError(f"keys {missing} have no numeric values in history (keys: {sorted(cols)})")
+
+    def quantity(key):
+        for p in _SPLITS:
+            if key.startswith(p):
+                return key[len(p):]
+        return key
+
+    palette = colormaps["tab10"].colors
+    colour_of = {}
+    for key in keys:
+        colour_of.setdefault(quantity(key), palette[len(colour_of) % len(palette)])
+
+    fig = _new_figure(720, 480, dpi)
+    ax = fig.add_subplot()
+    for key in keys:
+        y = cols[key]
+        ok = np.isfinite(y)
+        style = "--" if key.startswith(("test_", "val_")) else "-"
+        ax.plot(epochs[ok], y[ok], linestyle=style, color=colour_of[quantity(key)], label=key,
+                marker="o" if len(epochs) <= 30 else None, markersize=3)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    if title is not None:
+        ax.set_title(str(title))
+    fig.tight_layout()
+    return _save_figure(fig, path, dpi)
+
+
+def save_histograms(groups, path, bins=50, title=None, xlabel="value", ylabel="count", logy=False,
+                    *, density=False, dpi=100):
+    """Overlaid step histograms of several groups, one legend entry each.
+
+    groups: dict label → array (flattened), e.g. {"digit 0": scores0, "others": scores1}.
+    With an integer ``bins`` every group shares the same edges over the pooled range.
+    """
+    _check_dpi(dpi)
+    if not isinstance(groups, dict) or not groups:
+        raise ValueError("groups must be a non-empty dict: label → 1-D array of values")
+    data = {}
+    for label, values in groups.items():
+        v = np.asarray(to_numpy(values))
+        if v.dtype.kind not in "fiub":
+            raise ValueError(f"groups[{label!r}]: expected numbers, got dtype {v.dtype}")
+        v = v.astype(np.float64).ravel()
+        if v.size == 0:
+            raise ValueError(f"groups[{label!r}] is empty")
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"groups[{label!r}] contains NaN or infinite values")
+        data[str(label)] = v
+    if isinstance(bins, numbers.Integral):
+        if bins < 1:
+            raise ValueError(f"bins must be >= 1, got {bins}")
+        pooled = np.concatenate(list(data.values()))
+        lo, hi = pooled.min(), pooled.max()
+        if hi <= lo:
+            lo, hi = lo - 0.5, hi + 0.5
+        bins = np.linspace(lo, hi, int(bins) + 1)
+
+    fig = _new_figure(720, 480, dpi)
+    ax = fig.add_subplot()
+    for label, v in data.items():
+        ax.hist(v, bins=bins, histtype="step", linewidth=1.5, label=label, density=density)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    if title is not None:
+        ax.set_title(str(title))
+    fig.tight_layout()
+    return _save_figure(fig, path, dpi)
+
+
+# --------------------------------------------------------------------------
+# ROC
+# --------------------------------------------------------------------------
+
+def _scores_labels(scores, labels):
+    s = np.asarray(to_numpy(scores))
+    y = np.asarray(to_numpy(labels))
+    if s.ndim != 1 or y.ndim != 1 or s.shape != y.shape:
+        raise ValueError(f"scores and labels must be 1-D of the same length, got {s.shape} and {y.shape}")
+    if s.dtype.kind not in "fiub":
+        raise ValueError(f"scores must be numeric, got dtype {s.dtype}")
+    s = s.astype(np.float64)
+    if not np.all(np.isfinite(s)):
+        raise ValueError("scores contain NaN or infinite values")
+    if not np.all((y == 0) | (y == 1)):
+        raise ValueError("labels must be booleans or 0/1 (1 = anomaly / positive)")
+    y = y.astype(bool)
+    n_pos = int(y.sum())
+    if n_pos == 0 or n_pos == y.size:
+        raise ValueError(f"labels need both classes: got {n_pos} positives and {y.size - n_pos} negatives")
+    return s, y
+
+
+def roc_auc(scores, labels):
+    """Area under the ROC curve: P(score of a positive > score of a negative), ties counting ½.
+
+    The rank form of the Mann–Whitney U statistic: rank all scores (tied scores
+    share their average rank), R = sum of the positives' ranks, then
+    AUC = (R − P(P+1)/2) / (P·Q) for P positives and Q negatives.  Higher
+    scores mean "more likely positive" (anomalous).
+    """
+    s, y = _scores_labels(scores, labels)
+    order = np.argsort(s, kind="mergesort")
+    sorted_s = s[order]
+    # tie groups in the sorted order: [start, end) ranges of equal scores
+    starts = np.flatnonzero(np.r_[True, sorted_s[1:] != sorted_s[:-1]])
+    ends = np.r_[starts[1:], s.size]
+    avg_rank = (starts + 1 + ends) / 2.0            # mean of ranks start+1 .. end (1-based)
+    ranks = np.empty(s.size)
+    ranks[order] = np.repeat(avg_rank, ends - starts)
+    p = int(y.sum())
+    q = s.size - p
+    return float((ranks[y].sum() - p * (p + 1) / 2.0) / (p * q))
+
+
+def roc_curve(scores, labels):
+    """(fpr, tpr) at every distinct threshold, from (0, 0) to (1, 1); ties move diagonally."""
+    s, y = _scores_labels(scores, labels)
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    last_of_group = np.r_[s[1:] != s[:-1], True]
+    tp = np.cumsum(y)[last_of_group]
+    fp = np.cumsum(~y)[last_of_group]
+    tpr = np.r_[0.0, tp / y.sum()]
+    fpr = np.r_[0.0, fp / (~y).sum()]
+    return fpr, tpr
+
+
+def save_roc(scores, is_anomaly, path, title=None, *, dpi=100):
+    """ROC curve of anomaly ``scores`` (higher = more anomalous) against ``is_anomaly``.
+
+    Returns ``(path, auc)`` with auc = :func:`roc_auc` (shown in the legend).
+    """
+    _check_dpi(dpi)
+    auc = roc_auc(scores, is_anomaly)
+    fpr, tpr = roc_curve(scores, is_anomaly)
+    fig = _new_figure(560, 520, dpi)
+    ax = fig.add_subplot()
+    ax.plot(fpr, tpr, color="tab:blue", linewidth=2, label=f"ROC (AUC = {auc:.4f})")
+    ax.plot([0, 1], [0, 1], color="gray", linestyle=":", label="chance (AUC = 0.5)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_aspect("equal")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right")
+    if title is not None:
+        ax.set_title(str(title))
+    fig.tight_layout()
+    return _save_figure(fig, path, dpi), auc
