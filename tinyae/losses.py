@@ -103,9 +103,12 @@ class BCELoss(Loss):
 
 
 def _safe_log(x):
-    """log(x) with x ≤ 0 mapped to a very negative finite number instead of −inf/NaN warnings."""
+    """log(x) with x ≤ 0 mapped to −inf, without divide-by-zero/NaN warnings (the caller clamps).
+    Not log(max(x, tiny)): in float32 that is −87.3, above the −100 floor, so p = 0 would
+    give a loss of 87.3 instead of PyTorch's 100."""
     xp = get_array_module(x)
-    return xp.log(xp.maximum(x, numpy.finfo(x.dtype).tiny))
+    nonpositive = x <= 0  # False for NaN, so a NaN prediction still gives a NaN loss
+    return xp.where(nonpositive, -xp.inf, xp.log(xp.where(nonpositive, 1, x)))
 
 
 class BCEWithLogitsLoss(Loss):
@@ -156,3 +159,250 @@ class GaussianKL(Loss):
         mean, var = self._cache
         s = mean.dtype.type(1.0 / mean.shape[0] if self.reduction == "mean" else 1.0)
         return mean * s, (var - 1) * (s * mean.dtype.type(0.5))
+
+
+# ---------------------------------------------------------------------------
+# Penalties on the code of an autoencoder (sparse and contractive autoencoders)
+# ---------------------------------------------------------------------------
+# Their "reduction" is over *samples*: "mean" averages the per-sample penalty over the
+# batch (like GaussianKL), "sum" adds it up.  Pair "mean" with a mean-reduced
+# reconstruction loss and "sum" with a sum-reduced one, so that the total is a batch
+# average or a batch sum throughout.
+
+__all__ += ["L1ActivityPenalty", "KLSparsityPenalty", "ContractivePenalty",
+            "StochasticContractivePenalty", "activation_derivatives"]
+
+
+class _Penalty:
+    """Shared plumbing: reduction over samples, the cache, ``backward`` before ``forward``."""
+
+    name = "penalty"
+
+    def __init__(self, reduction: str = "mean"):
+        if reduction not in ("mean", "sum"):
+            raise ValueError(f"{type(self).__name__}: reduction must be 'mean' or 'sum', got {reduction!r}")
+        self.reduction = reduction
+        self._cache = None
+
+    def _per_batch(self, n: int) -> float:
+        """The factor c in L = c · Σ_n (per-sample penalty): 1/N for "mean", 1 for "sum"."""
+        return 1.0 / n if self.reduction == "mean" else 1.0
+
+    def __call__(self, *args):
+        return self.forward(*args)
+
+    def backward(self):
+        if self._cache is None:
+            raise RuntimeError(f"{type(self).__name__}: backward called before forward")
+        return self._backward()
+
+
+class L1ActivityPenalty(_Penalty):
+    r"""L1 penalty on the code activity (a sparse autoencoder's simplest regulariser):
+
+        P = λ · c · Σ_n Σ_j |h_nj|          c = 1/N ("mean") or 1 ("sum")
+
+    Backward:  dP/dh = λ · c · sign(h)     (sign(0) = 0, the subgradient PyTorch also uses)
+    Shapes: h and dh (N, …); the penalty sums over every axis but the first.
+    """
+
+    name = "sparsity"
+
+    def __init__(self, lam: float = 1e-3, reduction: str = "mean"):
+        super().__init__(reduction)
+        if lam < 0:
+            raise ValueError(f"L1ActivityPenalty: lam must be >= 0, got {lam}")
+        self.lam = float(lam)
+
+    def forward(self, h):
+        xp = get_array_module(h)
+        self._cache = h
+        return xp.abs(h).sum() * h.dtype.type(self.lam * self._per_batch(h.shape[0]))
+
+    def _backward(self):
+        h = self._cache
+        xp = get_array_module(h)
+        return xp.sign(h) * h.dtype.type(self.lam * self._per_batch(h.shape[0]))
+
+    def __repr__(self):
+        return f"L1ActivityPenalty(lam={self.lam}, reduction={self.reduction!r})"
+
+
+class KLSparsityPenalty(_Penalty):
+    r"""The sparse autoencoder's KL(ρ ‖ ρ̂) penalty (Ng's CS294A notes).
+
+    With code activities h ∈ (0, 1) (a sigmoid code), N samples and H units:
+
+        ρ̂_j = (1/N) Σ_n h_nj                               mean activity of unit j   (H,)
+        P   = β · k · Σ_j [ ρ log(ρ/ρ̂_j) + (1−ρ) log((1−ρ)/(1−ρ̂_j)) ]
+
+    k = 1 for "mean" (the penalty is already a batch statistic) and k = N for "sum"
+    (so that it scales with the batch like a summed loss).
+
+    Backward, with dP/dρ̂_j = β k (−ρ/ρ̂_j + (1−ρ)/(1−ρ̂_j)) and dρ̂_j/dh_nj = 1/N:
+
+        dP/dh_nj = (β k / N) · ( −ρ/ρ̂_j + (1−ρ)/(1−ρ̂_j) )      the same for every n
+
+    ρ̂ is clipped to [δ, 1−δ] (δ = the dtype's machine epsilon) so that a dead or saturated
+    unit gives a large finite penalty rather than log(0); the gradient is that of the
+    unclipped formula evaluated at the clipped ρ̂.  Shapes: h, dh (N, H) (or (N, …)).
+    """
+
+    name = "sparsity"
+
+    def __init__(self, rho: float = 0.05, beta: float = 1.0, reduction: str = "mean"):
+        super().__init__(reduction)
+        if not 0.0 < rho < 1.0:
+            raise ValueError(f"KLSparsityPenalty: rho must be in (0, 1), got {rho}")
+        if beta < 0:
+            raise ValueError(f"KLSparsityPenalty: beta must be >= 0, got {beta}")
+        self.rho, self.beta = float(rho), float(beta)
+
+    def forward(self, h):
+        xp = get_array_module(h)
+        n = h.shape[0]
+        delta = numpy.finfo(h.dtype).eps
+        rho_hat = xp.clip(h.mean(axis=0), delta, 1 - delta)
+        rho = h.dtype.type(self.rho)
+        kl = rho * xp.log(rho / rho_hat) + (1 - rho) * xp.log((1 - rho) / (1 - rho_hat))
+        k = 1.0 if self.reduction == "mean" else float(n)
+        self._cache = (h, rho_hat, k)
+        return kl.sum() * h.dtype.type(self.beta * k)
+
+    def _backward(self):
+        h, rho_hat, k = self._cache
+        xp = get_array_module(h)
+        rho = h.dtype.type(self.rho)
+        d_rho_hat = (-rho / rho_hat + (1 - rho) / (1 - rho_hat)) * h.dtype.type(self.beta * k / h.shape[0])
+        return xp.broadcast_to(d_rho_hat, h.shape).copy()
+
+    def __repr__(self):
+        return f"KLSparsityPenalty(rho={self.rho}, beta={self.beta}, reduction={self.reduction!r})"
+
+
+def activation_derivatives(a, activation: str, negative_slope: float = 0.01):
+    r"""(s'(a), s''(a)) of an element-wise activation at pre-activations ``a`` (any shape).
+
+        sigmoid     s = σ(a)      s' = s(1−s)        s'' = s'(1−2s)
+        tanh        t = tanh(a)   s' = 1−t²          s'' = −2t·s'
+        relu                      s' = [a > 0]       s'' = 0
+        leaky_relu                s' = 1 or slope    s'' = 0
+        identity                  s' = 1             s'' = 0
+    (The ReLUs' s'' is 0 almost everywhere; at a = 0 we take s' from the right-open side,
+    s'(0) = 0 or slope, like the layers' backward.)
+    """
+    xp = get_array_module(a)
+    one = a.dtype.type(1)
+    if activation == "sigmoid":
+        s = sigmoid(a)
+        d1 = s * (one - s)
+        return d1, d1 * (one - 2 * s)
+    if activation == "tanh":
+        t = xp.tanh(a)
+        d1 = one - t * t
+        return d1, -2 * t * d1
+    if activation == "relu":
+        return (a > 0).astype(a.dtype), xp.zeros_like(a)
+    if activation == "leaky_relu":
+        return xp.where(a > 0, one, a.dtype.type(negative_slope)), xp.zeros_like(a)
+    if activation == "identity":
+        return xp.ones_like(a), xp.zeros_like(a)
+    raise ValueError(f"activation_derivatives: unknown activation {activation!r}; expected one of "
+                     "'sigmoid', 'tanh', 'relu', 'leaky_relu', 'identity'")
+
+
+class ContractivePenalty(_Penalty):
+    r"""Exact contractive penalty λ‖∂h/∂x‖²_F for a one-layer encoder h = s(a), a = x Wᵀ + b.
+
+    Shapes: x (N, D), W (H, D), b (H,), a and h (N, H).  The Jacobian of sample n is
+    J_n = diag(s'(a_n)) W  (H, D), so with w_j = Σ_i W_ji²  (the squared row norms, (H,)):
+
+        ‖J_n‖²_F = Σ_j s'(a_nj)² w_j
+        P        = λ · c · Σ_n Σ_j s'(a_nj)² w_j              c = 1/N ("mean") or 1 ("sum")
+
+    P depends on W twice: directly through w, and through a = x Wᵀ + b.  Backward returns
+    the two pieces separately so that the model can route the second through the
+    encoder's Linear.backward (which then also gives the b and x parts):
+
+        dP/da_nj = λ c · 2 s'(a_nj) s''(a_nj) w_j                         (N, H)   "da"
+        dP/dW_ji |direct = λ c · 2 W_ji Σ_n s'(a_nj)²                    (H, D)   "dW"
+
+    so  dP/dW = daᵀ x + dW,  dP/db = Σ_n da_n,  dP/dx = da W.
+    ``forward(a, W)`` → P;  ``backward()`` → (da, dW).
+    """
+
+    name = "contractive"
+
+    def __init__(self, lam: float = 0.1, activation: str = "sigmoid", negative_slope: float = 0.01,
+                 reduction: str = "mean"):
+        super().__init__(reduction)
+        if lam < 0:
+            raise ValueError(f"ContractivePenalty: lam must be >= 0, got {lam}")
+        self.lam, self.activation, self.negative_slope = float(lam), activation, float(negative_slope)
+        activation_derivatives(numpy.zeros(1), activation)  # validate the name early
+
+    def forward(self, a, W):
+        if a.ndim != 2 or W.ndim != 2 or a.shape[1] != W.shape[0]:
+            raise ValueError(f"ContractivePenalty: expected a (N, H) and W (H, D), got a {tuple(a.shape)} "
+                             f"and W {tuple(W.shape)}")
+        d1, d2 = activation_derivatives(a, self.activation, self.negative_slope)
+        w = (W * W).sum(axis=1)                       # (H,)
+        d1sq = d1 * d1                                # (N, H)
+        scale = a.dtype.type(self.lam * self._per_batch(a.shape[0]))
+        self._cache = (W, d1, d2, w, d1sq, scale)
+        return (d1sq @ w).sum() * scale
+
+    def _backward(self):
+        W, d1, d2, w, d1sq, scale = self._cache
+        da = (2 * scale) * d1 * d2 * w                # (N, H)
+        dW = (2 * scale) * W * d1sq.sum(axis=0)[:, None]   # (H, D)
+        return da, dW
+
+    def __repr__(self):
+        return f"ContractivePenalty(lam={self.lam}, activation={self.activation!r}, reduction={self.reduction!r})"
+
+
+class StochasticContractivePenalty(_Penalty):
+    r"""Stochastic estimate of λ‖∂h/∂x‖²_F for any (deep) encoder h, from finite differences:
+
+        ‖J(x)‖²_F  ≈  (1/(K σ²)) Σ_k ‖h(x + σ ε_k) − h(x)‖²,      ε_k ~ N(0, I)
+
+    (for a linear h it is unbiased: E‖Jε‖² = tr(JᵀJ) = ‖J‖²_F; see docs/models.md for the
+    O(σ²) bias of a curved h and the variance).  With h0 = h(x) (N, …) and
+    hk = h(x + σ ε_k) stacked as (K, N, …):
+
+        P        = λ c/(K σ²) · Σ_k Σ_n ‖hk_kn − h0_n‖²          c = 1/N ("mean") or 1 ("sum")
+        dP/dhk_k = 2 λ c/(K σ²) · (hk_k − h0)
+        dP/dh0   = −Σ_k dP/dhk_k
+
+    The model feeds both gradients into one batched ``encoder.backward``.
+    ``forward(h0, hk)`` → P;  ``backward()`` → (dh0, dhk).
+    """
+
+    name = "contractive"
+
+    def __init__(self, lam: float = 0.1, sigma: float = 0.1, reduction: str = "mean"):
+        super().__init__(reduction)
+        if lam < 0 or sigma <= 0:
+            raise ValueError(f"StochasticContractivePenalty: need lam >= 0 and sigma > 0, got lam={lam}, "
+                             f"sigma={sigma}")
+        self.lam, self.sigma = float(lam), float(sigma)
+
+    def forward(self, h0, hk):
+        if tuple(hk.shape[1:]) != tuple(h0.shape):
+            raise ValueError(f"StochasticContractivePenalty: hk must have shape (K, *h0.shape) = "
+                             f"(K, {', '.join(map(str, h0.shape))}), got {tuple(hk.shape)}")
+        k = hk.shape[0]
+        diff = hk - h0                                 # (K, N, …), broadcast over k
+        scale = h0.dtype.type(self.lam * self._per_batch(h0.shape[0]) / (k * self.sigma ** 2))
+        self._cache = (diff, scale)
+        return (diff * diff).sum() * scale
+
+    def _backward(self):
+        diff, scale = self._cache
+        dhk = diff * (2 * scale)
+        return -dhk.sum(axis=0), dhk
+
+    def __repr__(self):
+        return (f"StochasticContractivePenalty(lam={self.lam}, sigma={self.sigma}, "
+                f"reduction={self.reduction!r})")

@@ -1,0 +1,11 @@
+"""Models: AutoEncoder (dense, convolutional, denoising, sparse), ContractiveAutoEncoder,
+VAE, tied weights, and the tutorials' architectures by name (:func:`build`).
+
+See docs/models.md for each model's objective and gradient.
+"""
+from .autoencoder import AutoEncoder, ContractiveAutoEncoder, Model, TiedLinear
+from .builders import BUILDERS, available, build, register
+from .vae import VAE
+
+__all__ = ["Model", "AutoEncoder", "ContractiveAutoEncoder", "VAE", "TiedLinear",
+           "BUILDERS", "build", "register", "available"]

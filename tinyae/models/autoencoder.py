@@ -1,0 +1,325 @@
+"""The autoencoder models and the training interface they share.
+
+Every model is a :class:`~tinyae.nn.Module` (``forward``/``backward``, parameters, state)
+and adds the two methods :func:`tinyae.train.fit` needs::
+
+    total, parts = model.loss(x)       # forward + objective; 0-d arrays on x's device
+    model.backward_loss()              # d total / dθ added into every param.grad
+
+``parts`` names the pieces of the objective ({"recon": …, "kl": …} for a VAE,
+{"recon": …, "sparsity": …} for a sparse AE, …) so that logs can show them.
+``model.reduction`` says whether ``total`` is a batch sum ("sum": report it divided
+by N, i.e. per sample) or a batch average ("mean").
+
+Noise (denoising corruption, the VAE's ε, the contractive estimator's ε) is drawn on
+the host from the model's seeded ``rng`` and copied to the device, so a seed gives the
+same noise on NumPy and CuPy; every ``loss`` takes the noise as an argument too, so a
+gradient check can hold it fixed.
+"""
+from __future__ import annotations
+
+import numpy
+
+from .. import backend
+from ..backend import get_array_module
+from ..losses import (BCEWithLogitsLoss, ContractivePenalty, MSELoss,
+                      StochasticContractivePenalty)
+from ..nn import Identity, LeakyReLU, Linear, Module, ReLU, Sequential, Sigmoid, Tanh
+from ..nn.init import as_generator, fan_in_bound, uniform_parameter
+
+__all__ = ["Model", "AutoEncoder", "ContractiveAutoEncoder", "TiedLinear", "device_noise"]
+
+
+def device_noise(rng: numpy.random.Generator, kind: str, shape, like, p: float = 0.0):
+    """Noise drawn on the host from ``rng`` and put on ``like``'s device with its dtype.
+
+    kind "normal": ε ~ N(0, 1);  kind "keep": a 0/1 mask, 1 with probability 1 − p.
+    """
+    if kind == "normal":
+        host = rng.standard_normal(shape)
+    elif kind == "keep":
+        host = rng.random(shape) >= p
+    else:
+        raise ValueError(f"unknown noise kind {kind!r}")
+    return get_array_module(like).asarray(host, dtype=like.dtype)
+
+
+def _as_device(a, like):
+    """``a`` (a host or device array) on ``like``'s device with ``like``'s dtype."""
+    xp = get_array_module(like)
+    return xp.asarray(backend.to_numpy(a) if xp is numpy else a, dtype=like.dtype)
+
+
+class Model(Module):
+    """Base class of the trainable models: ``loss``/``backward_loss`` and the builder record.
+
+    ``builder`` is set by :func:`tinyae.models.build` to ``(name, kwargs)`` so that a
+    checkpoint can rebuild the same architecture; it is None for hand-assembled models.
+    """
+
+    builder = None
+
+    def __init__(self):
+        super().__init__()
+        self.rng = None
+
+    @property
+    def reduction(self) -> str:
+        """Either "sum" (``loss`` returns a batch sum: report it per sample) or "mean" (a batch average)."""
+        return self.recon_loss.reduction
+
+    def loss(self, x, target=None):
+        raise NotImplementedError
+
+    def backward_loss(self):
+        raise NotImplementedError
+
+    def _check_target(self, x, target):
+        return x if target is None else target
+
+
+def _parse_corruption(corruption):
+    """None, ("gaussian", std) or ("mask", p) → a normalised tuple (lists from JSON allowed)."""
+    if corruption is None:
+        return None
+    kind, *args = corruption
+    if kind == "gaussian" and len(args) == 1 and float(args[0]) >= 0:
+        return ("gaussian", float(args[0]))
+    if kind == "mask" and len(args) == 1 and 0.0 <= float(args[0]) < 1.0:
+        return ("mask", float(args[0]))
+    raise ValueError(f"corruption must be None, ('gaussian', std >= 0) or ('mask', p in [0, 1)), "
+                     f"got {corruption!r}")
+
+
+class AutoEncoder(Model):
+    r"""x → encoder → h → decoder → x̂, trained to reconstruct (a possibly corrupted) x.
+
+    encoder, decoder: any Modules (e.g. ``Sequential`` of dense or convolutional layers).
+    loss:       reconstruction loss object (default ``MSELoss()``, mean over elements).
+                With ``BCEWithLogitsLoss`` the decoder's last layer gives *logits* z and
+                ``forward``/``decode`` return σ(z); the loss uses z directly (exact for grey
+                pixels, never log 0).
+    corruption: None, ("gaussian", σ) — x̃ = x + σ ε — or ("mask", p) — x̃ = x ⊙ m with
+                m ~ Bernoulli(1 − p) (masking noise, no rescaling) — the denoising AE.
+                Applied in training mode only; the loss always compares with the clean x.
+    penalty:    an optional penalty on the code h with ``penalty(h)`` → value and
+                ``penalty.backward()`` → dP/dh (the sparse AE:
+                :class:`~tinyae.losses.L1ActivityPenalty`, :class:`~tinyae.losses.KLSparsityPenalty`).
+    rng:        seed or Generator for the corruption noise.
+
+    Objective (one batch):  L = ℓ(decoder(encoder(x̃)), x) + P(encoder(x̃))
+    Backward:  dh = decoder.backward(dℓ/dx̂) + dP/dh;  encoder.backward(dh).
+    """
+
+    def __init__(self, encoder: Module, decoder: Module, loss=None, corruption=None, penalty=None, rng=None):
+        super().__init__()
+        self.encoder, self.decoder = encoder, decoder
+        self.recon_loss = MSELoss() if loss is None else loss
+        self.logits = isinstance(self.recon_loss, BCEWithLogitsLoss)
+        self.output = Sigmoid() if self.logits else Identity()
+        self.corruption = _parse_corruption(corruption)
+        self.penalty = penalty
+        self.rng = as_generator(rng)
+
+    # -- plain Module interface ------------------------------------------------------
+    def encode(self, x):
+        """h = encoder(x)  (no corruption)."""
+        return self.encoder(x)
+
+    def decode(self, h):
+        """x̂ = decoder(h), passed through σ if the decoder produces logits."""
+        return self.output(self.decoder(h))
+
+    def forward(self, x):
+        """x̂ = decode(encode(x)): the reconstruction of the (uncorrupted) input."""
+        return self.decode(self.encode(x))
+
+    def backward(self, dx_hat):
+        """dL/dx for a given dL/dx̂ (through output σ, decoder, encoder)."""
+        return self.encoder.backward(self.decoder.backward(self.output.backward(dx_hat)))
+
+    # -- denoising --------------------------------------------------------------------
+    def corrupt(self, x, noise=None):
+        r"""x̃: x + σ·ε ("gaussian"; ``noise`` = ε) or x ⊙ m ("mask"; ``noise`` = m ∈ {0, 1}).
+
+        ``noise`` fixes the randomness (gradient checks); otherwise it is drawn from ``self.rng``.
+        Returns x unchanged without corruption or in eval mode.
+        """
+        if self.corruption is None or not self.training:
+            return x
+        kind, amount = self.corruption
+        if noise is None:
+            noise = device_noise(self.rng, "normal" if kind == "gaussian" else "keep", x.shape, x, amount)
+        else:
+            if tuple(noise.shape) != tuple(x.shape):
+                raise ValueError(f"corruption noise has shape {tuple(noise.shape)}, input {tuple(x.shape)}")
+            noise = _as_device(noise, x)
+        if kind == "gaussian":
+            return x + noise * x.dtype.type(amount)
+        return x * noise
+
+    # -- training interface -----------------------------------------------------------
+    def loss(self, x, target=None, noise=None):
+        """(total, parts) for a batch; ``noise`` fixes the corruption (see :meth:`corrupt`)."""
+        target = self._check_target(x, target)
+        h = self.encoder(self.corrupt(x, noise))
+        recon = self.recon_loss(self.decoder(h), target)
+        parts = {"recon": recon}
+        total = recon
+        if self.penalty is not None:
+            pen = self.penalty(h)
+            parts[self.penalty.name] = pen
+            total = total + pen
+        return total, parts
+
+    def backward_loss(self):
+        """Backpropagate the last ``loss`` total; returns dL/dx̃ (the encoder input's gradient)."""
+        dh = self.decoder.backward(self.recon_loss.backward())
+        if self.penalty is not None:
+            dh = dh + self.penalty.backward()
+        return self.encoder.backward(dh)
+
+
+_ACTIVATIONS = {Sigmoid: "sigmoid", Tanh: "tanh", ReLU: "relu", LeakyReLU: "leaky_relu", Identity: "identity"}
+
+
+class ContractiveAutoEncoder(AutoEncoder):
+    r"""Contractive autoencoder: reconstruction + λ‖∂h/∂x‖²_F (Rifai et al., 2011).
+
+    mode="exact": the encoder must be ``Sequential(Linear(D, H), act)`` (or a bare Linear)
+        with act one of Sigmoid, Tanh, ReLU, LeakyReLU, Identity; the penalty is
+        :class:`~tinyae.losses.ContractivePenalty`, computed from the pre-activation a and W:
+
+            forward:  a = lin(x̃);  h = act(a);  x̂ = decoder(h)
+            backward: dh = decoder.backward(dℓ/dx̂)
+                      da = act.backward(dh) + dP/da        (the s'' term)
+                      lin.backward(da);  W.grad += dP/dW|direct
+
+    mode="stochastic": any encoder; with K = ``n_samples`` draws ε_k ~ N(0, I) the encoder
+        runs once on the stacked batch [x̃; x̃ + σε_1; …; x̃ + σε_K]  ((K+1)N, …) and
+        :class:`~tinyae.losses.StochasticContractivePenalty` compares h(x̃ + σε_k) with h(x̃):
+
+            backward: dH = [decoder.backward(dℓ/dx̂) + dP/dh0;  dP/dh_1; …; dP/dh_K]
+                      encoder.backward(dH)                 (one batched backward)
+
+        Encoders whose output for one sample depends on the rest of the batch (batch
+        statistics) would break this; random layers (Dropout) would draw different masks
+        for the stacked copies — don't put them in the encoder.
+    ``loss(x, eps=...)`` fixes ε (shape (K, *x.shape)); ``penalty_reduction`` defaults to the
+    reconstruction loss's reduction.
+    """
+
+    def __init__(self, encoder, decoder, lam=0.1, mode="exact", sigma=0.1, n_samples=1, loss=None,
+                 corruption=None, rng=None):
+        super().__init__(encoder, decoder, loss=loss, corruption=corruption, rng=rng)
+        if mode not in ("exact", "stochastic"):
+            raise ValueError(f"ContractiveAutoEncoder: mode must be 'exact' or 'stochastic', got {mode!r}")
+        self.mode, self.n_samples = mode, int(n_samples)
+        if self.n_samples < 1:
+            raise ValueError(f"ContractiveAutoEncoder: n_samples must be >= 1, got {n_samples}")
+        red = self.recon_loss.reduction
+        if mode == "exact":
+            lin, act_mod = self._one_layer(encoder)
+            # plain attributes, not registered again as children (they live in the encoder)
+            object.__setattr__(self, "_lin", lin)
+            object.__setattr__(self, "_act", act_mod)
+            act = _ACTIVATIONS[type(self._act)]
+            slope = getattr(self._act, "negative_slope", 0.01)
+            self.contractive = ContractivePenalty(lam, act, negative_slope=slope, reduction=red)
+        else:
+            self.contractive = StochasticContractivePenalty(lam, sigma, reduction=red)
+
+    @staticmethod
+    def _one_layer(encoder):
+        if isinstance(encoder, Linear):
+            return encoder, Identity()
+        mods = list(encoder) if isinstance(encoder, Sequential) else []
+        if len(mods) == 1 and isinstance(mods[0], Linear):
+            return mods[0], Identity()
+        if len(mods) == 2 and isinstance(mods[0], Linear) and type(mods[1]) in _ACTIVATIONS:
+            return mods[0], mods[1]
+        raise ValueError("ContractiveAutoEncoder(mode='exact') needs a one-layer encoder "
+                         "Sequential(Linear(D, H), act) with act in Sigmoid/Tanh/ReLU/LeakyReLU/Identity, "
+                         f"got {encoder!r}; use mode='stochastic' for deeper encoders")
+
+    def loss(self, x, target=None, noise=None, eps=None):
+        """(total, {"recon", "contractive"}); ``noise`` fixes the corruption, ``eps`` the
+        stochastic estimator's ε (shape (n_samples, *x.shape))."""
+        target = self._check_target(x, target)
+        xin = self.corrupt(x, noise)
+        if self.mode == "exact":
+            a = self._lin(xin)
+            h = self._act(a)
+            pen = self.contractive(a, self._lin.weight.data)
+        else:
+            xp = get_array_module(x)
+            k, n = self.n_samples, x.shape[0]
+            shape = (k,) + tuple(x.shape)
+            if eps is None:
+                eps = device_noise(self.rng, "normal", shape, x)
+            elif tuple(eps.shape) != shape:
+                raise ValueError(f"eps must have shape {shape} (n_samples, *x.shape), got {tuple(eps.shape)}")
+            else:
+                eps = _as_device(eps, x)
+            stacked = xp.concatenate([xin[None], xin[None] + eps * x.dtype.type(self.contractive.sigma)])
+            hs = self.encoder(stacked.reshape((-1,) + tuple(x.shape[1:])))        # ((K+1)N, …)
+            h, hk = hs[:n], hs[n:].reshape((k, n) + tuple(hs.shape[1:]))
+            pen = self.contractive(h, hk)
+        recon = self.recon_loss(self.decoder(h), target)
+        return recon + pen, {"recon": recon, "contractive": pen}
+
+    def backward_loss(self):
+        dh = self.decoder.backward(self.recon_loss.backward())
+        if self.mode == "exact":
+            da_pen, dw_pen = self.contractive.backward()
+            dx = self._lin.backward(self._act.backward(dh) + da_pen)
+            self._lin.weight.grad += dw_pen
+            return dx
+        xp = get_array_module(dh)
+        dh0, dhk = self.contractive.backward()
+        dhs = xp.concatenate([(dh + dh0)[None], dhk]).reshape((-1,) + tuple(dh.shape[1:]))
+        dxs = self.encoder.backward(dhs)                                      # ((K+1)N, …)
+        n = dh.shape[0]
+        return dxs[:n] + dxs[n:].reshape((self.n_samples, n) + tuple(dxs.shape[1:])).sum(axis=0)
+
+
+class TiedLinear(Module):
+    r"""The transpose of an encoder's Linear, sharing its weight: y = x W + c.
+
+    Shapes: W (M, D) is the *same* Parameter as ``linear.weight`` (the encoder maps D → M),
+    x (N, M), c (D,) this layer's own ``bias``, y (N, D).
+
+    Backward, given dy (N, D):
+        dL/dx = dy Wᵀ                       (N, M)
+        dL/dW += xᵀ dy                      (M, D)  — added into the shared Parameter's grad,
+                                            so it holds encoder + decoder contributions
+        dL/dc = Σ_n dy[n]                   (D,)
+    ``named_parameters`` of a model lists the shared weight once (under the encoder).
+    """
+
+    def __init__(self, linear: Linear, bias: bool = True, rng=None):
+        super().__init__()
+        if not isinstance(linear, Linear):
+            raise TypeError(f"TiedLinear ties to a Linear layer, got {type(linear).__name__}")
+        self.weight = linear.weight
+        self.in_features, self.out_features = linear.out_features, linear.in_features
+        self.bias = uniform_parameter((self.out_features,), fan_in_bound(self.in_features), rng) if bias else None
+        self.x = None
+
+    def forward(self, x):
+        self._check_input(x, ndim=2, shape_tail=(self.in_features,))
+        self.x = x
+        y = x @ self.weight.data
+        if self.bias is not None:
+            y += self.bias.data
+        return y
+
+    def backward(self, dy):
+        self._require_cache("x")
+        self.weight.grad += self.x.T @ dy
+        if self.bias is not None:
+            self.bias.grad += dy.sum(axis=0)
+        return dy @ self.weight.data.T
+
+    def extra_repr(self):
+        return f"{self.in_features}, {self.out_features}, tied, bias={self.bias is not None}"

@@ -1,0 +1,275 @@
+"""The tutorials' architectures, built by name: ``model = build("vae-784-400-20", seed=1)``.
+
+A built model remembers ``model.builder = (name, kwargs)``; checkpoints store it, so
+``load_checkpoint`` can rebuild the architecture.  Keyword arguments must therefore be
+JSON values (numbers, strings, lists, None) — a ``seed`` rather than a Generator.
+Every builder takes ``seed`` (parameters are initialised from one stream, the model's
+noise — corruption, VAE ε — from an independent one).
+
+Name                inputs        architecture (→ = Linear; act after each hidden layer)
+------------------  ------------  ---------------------------------------------------------
+dense-196-64-16     (N, 196)      196→64→16→k | k→16→64→196, LeakyReLU(0.2), Tanh output, MSE
+vae-196-64-16       (N, 196)      196→64→16, heads 16→k (μ, log σ²) | k→16→64→196 Tanh; MSE(sum)+KL
+ae-784-32           (N, 784)      784→32 ReLU | 32→784 sigmoid; per-pixel BCE (logits form)
+ae-784-250-16       (N, 784)      784→250→16 Tanh | 16→320 Tanh →784 Sigmoid; MSE
+conv-ae             (N,1,28,28)   conv 4@5×5, pool, conv 8@5×5, pool, dense 150, code 16 |
+                                  dense 120, 320, 7·7·16, up + conv 8@5×5, up + conv 4@6×6,
+                                  conv 1@7×7 sigmoid ("same" convolutions); BCE (logits form)
+vae-784-400-20      (N, 784)      PyTorch examples/vae: 784→400 ReLU, heads 400→20 |
+                                  20→400 ReLU →784 sigmoid; BCE(sum)+KL
+linear-ae           (N, D)        D→k | k→D, no activation (``tied``: decoder W = encoderᵀ); MSE
+sparse-ae           (N, D)        D→H Sigmoid | H→D; BCE + L1 or KL(ρ‖ρ̂) penalty on the code
+contractive-ae      (N, D)        sizes D→…→H with act | H→D; BCE + λ‖∂h/∂x‖²_F (exact or stochastic)
+mlp-ae, mlp-vae     (N, D)        any sizes/activations (small models for tests and experiments)
+
+Common options of the autoencoders: ``corruption=None | ["gaussian", σ] | ["mask", p]``
+(denoising) and ``penalty=None | ["l1", λ] | ["kl", ρ, β]`` (sparse).  With BCE the
+decoder's last layer gives logits and the model's ``forward`` returns their sigmoid.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy
+
+from ..losses import BCEWithLogitsLoss, KLSparsityPenalty, L1ActivityPenalty, MSELoss
+from ..nn import Flatten, Identity, LeakyReLU, Linear, ReLU, Reshape, Sequential, Sigmoid, Tanh
+from .autoencoder import AutoEncoder, ContractiveAutoEncoder, TiedLinear
+from .vae import VAE
+
+__all__ = ["BUILDERS", "register", "build", "available"]
+
+BUILDERS: dict = {}
+
+
+def register(name: str):
+    """Decorator adding a builder function to :data:`BUILDERS` under ``name``."""
+    def deco(fn):
+        if name in BUILDERS:
+            raise ValueError(f"builder {name!r} is already registered")
+        BUILDERS[name] = fn
+        return fn
+    return deco
+
+
+def available() -> list:
+    """The registered builder names."""
+    return sorted(BUILDERS)
+
+
+def build(name: str, **kwargs):
+    """Build the architecture ``name`` (see the module docstring) and record (name, kwargs)."""
+    if name not in BUILDERS:
+        raise KeyError(f"unknown model builder {name!r}; available: {', '.join(available())}")
+    try:
+        kwargs = json.loads(json.dumps(kwargs))  # as a checkpoint will give them back (tuples → lists)
+    except TypeError as exc:
+        raise TypeError(f"build({name!r}): keyword arguments must be JSON values (a checkpoint stores "
+                        f"them), e.g. seed=0 rather than a Generator: {exc}") from None
+    model = BUILDERS[name](**kwargs)
+    model.builder = (name, kwargs)
+    return model
+
+
+# -- helpers ------------------------------------------------------------------------------
+def _rngs(seed):
+    """(init Generator, noise Generator): two independent streams from one seed."""
+    init, noise = numpy.random.SeedSequence(seed).spawn(2)
+    return numpy.random.default_rng(init), numpy.random.default_rng(noise)
+
+
+def _act(spec, negative_slope=0.01):
+    """A fresh activation layer from a name: relu, leaky_relu, tanh, sigmoid, identity/linear."""
+    if spec in (None, "identity", "linear"):
+        return None
+    table = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}
+    if spec == "leaky_relu":
+        return LeakyReLU(negative_slope)
+    if spec in table:
+        return table[spec]()
+    raise ValueError(f"unknown activation {spec!r}; expected relu, leaky_relu, tanh, sigmoid or identity")
+
+
+def _mlp(sizes, act, last, rng, negative_slope=0.01, modules=()):
+    """Sequential(*modules, Linear(s0, s1), act, …, Linear(s_{n-1}, s_n), last)."""
+    layers = list(modules)
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(Linear(a, b, rng=rng))
+        f = _act(last if i == len(sizes) - 2 else act, negative_slope)
+        if f is not None:
+            layers.append(f)
+    return Sequential(*layers)
+
+
+def _recon(loss, reduction="mean"):
+    if loss == "mse":
+        return MSELoss(reduction)
+    if loss == "bce":
+        return BCEWithLogitsLoss(reduction)
+    raise ValueError(f"loss must be 'mse' or 'bce' (logits form), got {loss!r}")
+
+
+def _penalty(spec, reduction):
+    if spec is None:
+        return None
+    kind, *args = spec
+    if kind == "l1":
+        return L1ActivityPenalty(*args, reduction=reduction)
+    if kind == "kl":
+        return KLSparsityPenalty(*args, reduction=reduction)
+    raise ValueError(f"penalty must be None, ['l1', lam] or ['kl', rho, beta], got {spec!r}")
+
+
+def _ae(encoder, decoder, loss, corruption, penalty, noise_rng):
+    return AutoEncoder(encoder, decoder, loss=loss, corruption=corruption,
+                       penalty=_penalty(penalty, loss.reduction), rng=noise_rng)
+
+
+# -- the tutorials' architectures -------------------------------------------------------------
+@register("dense-196-64-16")
+def dense_196_64_16(latent=3, negative_slope=0.2, corruption=None, penalty=None, seed=0):
+    """14×14 MNIST in [−1, 1]: 196-64-16-k, LeakyReLU(0.2), Tanh output, MSE (mean)."""
+    init, noise = _rngs(seed)
+    enc = _mlp([196, 64, 16, latent], "leaky_relu", None, init, negative_slope)
+    dec = _mlp([latent, 16, 64, 196], "leaky_relu", "tanh", init, negative_slope)
+    return _ae(enc, dec, MSELoss(), corruption, penalty, noise)
+
+
+@register("vae-196-64-16")
+def vae_196_64_16(latent=3, negative_slope=0.2, beta=1.0, seed=0):
+    """The VAE twin of dense-196-64-16: heads 16→k for μ and log σ², MSE(sum) + β KL."""
+    init, noise = _rngs(seed)
+    enc = _mlp([196, 64, 16], "leaky_relu", "leaky_relu", init, negative_slope)
+    mean, logvar = Linear(16, latent, rng=init), Linear(16, latent, rng=init)
+    dec = _mlp([latent, 16, 64, 196], "leaky_relu", "tanh", init, negative_slope)
+    return VAE(enc, mean, logvar, dec, loss=MSELoss("sum"), beta=beta, rng=noise)
+
+
+@register("ae-784-32")
+def ae_784_32(latent=32, corruption=None, penalty=None, seed=0):
+    """784-32 ReLU | 32-784 sigmoid, per-pixel BCE (mean; logits form)."""
+    init, noise = _rngs(seed)
+    enc = _mlp([784, latent], None, "relu", init)
+    dec = _mlp([latent, 784], None, None, init)
+    return _ae(enc, dec, BCEWithLogitsLoss(), corruption, penalty, noise)
+
+
+@register("ae-784-250-16")
+def ae_784_250_16(activation="tanh", corruption=None, penalty=None, seed=0):
+    """784-250-16 (tanh) | 16-320-784 (sigmoid output), MSE (mean)."""
+    init, noise = _rngs(seed)
+    enc = _mlp([784, 250, 16], activation, "tanh", init)
+    dec = _mlp([16, 320, 784], activation, "sigmoid", init)
+    return _ae(enc, dec, MSELoss(), corruption, penalty, noise)
+
+
+@register("conv-ae")
+def conv_ae(latent=16, activation="relu", corruption=None, penalty=None, seed=0):
+    """The convolutional AE on (N, 1, 28, 28); BCE (mean, logits form).
+
+    28×28 →conv 4@5×5 same→ 4×28×28 →pool→ 4×14×14 →conv 8@5×5→ 8×14×14 →pool→ 8×7×7
+    → flatten 392 → 150 → code k  |  k → 120 → 320 → 784 → 16×7×7 →up→ 16×14×14
+    →conv 8@5×5→ 8×14×14 →up→ 8×28×28 →conv 4@6×6→ 4×28×28 →conv 1@7×7→ 1×28×28 (logits)
+    """
+    from ..nn.conv import Conv2d
+    from ..nn.pooling import MaxPool2d, Upsample
+
+    init, noise = _rngs(seed)
+
+    def a():
+        return _act(activation)
+
+    enc = Sequential(
+        Conv2d(1, 4, 5, padding="same", rng=init), a(), MaxPool2d(2),
+        Conv2d(4, 8, 5, padding="same", rng=init), a(), MaxPool2d(2),
+        Flatten(), Linear(8 * 7 * 7, 150, rng=init), a(), Linear(150, latent, rng=init))
+    dec = Sequential(
+        Linear(latent, 120, rng=init), a(), Linear(120, 320, rng=init), a(),
+        Linear(320, 7 * 7 * 16, rng=init), a(), Reshape(16, 7, 7),
+        Upsample(2), Conv2d(16, 8, 5, padding="same", rng=init), a(),
+        Upsample(2), Conv2d(8, 4, 6, padding="same", rng=init), a(),
+        Conv2d(4, 1, 7, padding="same", rng=init))
+    return _ae(enc, dec, BCEWithLogitsLoss(), corruption, penalty, noise)
+
+
+@register("vae-784-400-20")
+def vae_784_400_20(hidden=400, latent=20, beta=1.0, seed=0):
+    """PyTorch examples/vae: fc1 784→400 ReLU, fc21/fc22 400→20 | fc3 20→400 ReLU, fc4 400→784
+    sigmoid; loss BCE(sum) + KL (logits form of the BCE)."""
+    init, noise = _rngs(seed)
+    enc = _mlp([784, hidden], None, "relu", init)
+    mean, logvar = Linear(hidden, latent, rng=init), Linear(hidden, latent, rng=init)
+    dec = _mlp([latent, hidden, 784], "relu", None, init)
+    return VAE(enc, mean, logvar, dec, loss=BCEWithLogitsLoss("sum"), beta=beta, rng=noise)
+
+
+@register("linear-ae")
+def linear_ae(in_features=784, latent=16, bias=False, tied=False, corruption=None, seed=0):
+    """x → W x (+b) → Vz (+c), MSE; ``tied``: V = Wᵀ (one shared Parameter)."""
+    init, noise = _rngs(seed)
+    lin = Linear(in_features, latent, bias=bias, rng=init)
+    dec = TiedLinear(lin, bias=bias, rng=init) if tied else Linear(latent, in_features, bias=bias, rng=init)
+    return AutoEncoder(Sequential(lin), Sequential(dec), loss=MSELoss(), corruption=corruption, rng=noise)
+
+
+@register("sparse-ae")
+def sparse_ae(in_features=784, hidden=64, penalty=("kl", 0.05, 3.0), loss="bce", corruption=None, seed=0):
+    """D→H Sigmoid code | H→D (logits for BCE), plus an L1 or KL(ρ‖ρ̂) sparsity penalty."""
+    init, noise = _rngs(seed)
+    enc = _mlp([in_features, hidden], None, "sigmoid", init)
+    dec = _mlp([hidden, in_features], None, None, init)
+    return _ae(enc, dec, _recon(loss), corruption, penalty, noise)
+
+
+@register("contractive-ae")
+def contractive_ae(sizes=(784, 64), activation="sigmoid", lam=0.1, mode="exact", sigma=0.1,
+                   n_samples=1, loss="bce", negative_slope=0.01, corruption=None, seed=0):
+    """Encoder sizes[0]→…→sizes[-1] with ``activation`` after every layer; decoder H→D
+    (logits for BCE).  mode "exact" needs a one-layer encoder (two sizes)."""
+    init, noise = _rngs(seed)
+    sizes = list(sizes)
+    enc = _mlp(sizes, activation, activation, init, negative_slope)
+    dec = _mlp([sizes[-1], sizes[0]], None, None, init)
+    return ContractiveAutoEncoder(enc, dec, lam=lam, mode=mode, sigma=sigma, n_samples=n_samples,
+                                  loss=_recon(loss), corruption=corruption, rng=noise)
+
+
+@register("mlp-ae")
+def mlp_ae(sizes=(784, 128, 16), activation="relu", code_activation=None, output=None, loss="mse",
+           reduction="mean", negative_slope=0.01, tied=False, corruption=None, penalty=None, seed=0):
+    """Encoder sizes[0]→…→sizes[-1], decoder the mirror image.  ``activation`` after hidden
+    layers, ``code_activation`` on the code, ``output`` on the reconstruction (for
+    loss="bce" the decoder gives logits and ``output`` must be None).
+    ``tied``: each decoder layer is the transpose of its encoder twin (shared weights)."""
+    init, noise = _rngs(seed)
+    sizes = list(sizes)
+    if loss == "bce" and output is not None:
+        raise ValueError("mlp-ae: with loss='bce' the decoder gives logits; leave output=None")
+    enc = _mlp(sizes, activation, code_activation, init, negative_slope)
+    if tied:
+        lins = [m for m in enc if isinstance(m, Linear)][::-1]
+        layers = []
+        for i, lin in enumerate(lins):
+            layers.append(TiedLinear(lin, rng=init))
+            f = _act(output if i == len(lins) - 1 else activation, negative_slope)
+            if f is not None:
+                layers.append(f)
+        dec = Sequential(*layers)
+    else:
+        dec = _mlp(sizes[::-1], activation, output, init, negative_slope)
+    return _ae(enc, dec, _recon(loss, reduction), corruption, penalty, noise)
+
+
+@register("mlp-vae")
+def mlp_vae(sizes=(784, 400, 20), activation="relu", output=None, loss="bce", reduction="sum",
+            negative_slope=0.01, beta=1.0, seed=0):
+    """Encoder trunk sizes[0]→…→sizes[-2] (``activation`` after each layer), heads
+    sizes[-2]→sizes[-1]; decoder the mirror image with ``output`` on the reconstruction."""
+    init, noise = _rngs(seed)
+    sizes = list(sizes)
+    if loss == "bce" and output is not None:
+        raise ValueError("mlp-vae: with loss='bce' the decoder gives logits; leave output=None")
+    enc = _mlp(sizes[:-1], activation, activation, init, negative_slope) if len(sizes) > 2 else Sequential(Identity())
+    mean, logvar = Linear(sizes[-2], sizes[-1], rng=init), Linear(sizes[-2], sizes[-1], rng=init)
+    dec = _mlp(sizes[::-1], activation, output, init, negative_slope)
+    return VAE(enc, mean, logvar, dec, loss=_recon(loss, reduction), beta=beta, rng=noise)
