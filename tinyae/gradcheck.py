@@ -14,10 +14,19 @@ tensor, whatever its size ("directional" mode).
 
 Error measure, per element (or per direction):
 
-    err = |analytic − numeric| / (|analytic| + |numeric| + floor)
+    err = |analytic − numeric| / (|analytic| + |numeric| + floor + noise/tol)
 
-a relative error with a small absolute ``floor`` so that exact zeros (ReLU's
-dead units) do not divide by zero.
+so an element passes (err ≤ tol) when |analytic − numeric| ≤ tol·(|analytic| +
+|numeric| + floor) + noise: a relative error, with a small absolute ``floor``
+so that exact zeros (ReLU's dead units) do not divide by zero, plus an
+absolute allowance ``noise`` for the round-off the central difference itself
+carries: L is only known to about ε_mach·S, where S is the
+size of the terms it adds up (``scale``; check_module uses S = Σ|y·dy|, the
+default is |L|), so the difference quotient is only known to about
+ε_mach·S/ε (≈ 2e-10·S for ε = 1e-6); we allow ROUNDOFF_ULPS times that.
+Without it a correct layer fails wherever a gradient element is tiny next to
+S (a saturated Tanh: y = tanh(8) sits within 1e-7 of 1, so its change
+tanh'(8)·2ε ≈ 1e-12 is resolved only to ~1e-4 relative).
 
 Public API:
     check_scalar_function  the general tool: any f() and named arrays
@@ -35,6 +44,7 @@ from . import backend
 __all__ = ["GradcheckError", "check_scalar_function", "check_module", "check_loss"]
 
 FULL_LIMIT = 2048  # "auto" mode checks every element of tensors up to this size
+ROUNDOFF_ULPS = 16  # allowed round-off of L, in units of float64 epsilon times the scale S
 
 
 class GradcheckError(AssertionError):
@@ -49,8 +59,15 @@ def _rel_err(a, n, floor):
     return abs(a - n) / (abs(a) + abs(n) + floor)
 
 
+def _noise(up, down, eps, scale):
+    """Round-off of the central difference (L(+) − L(−)) / 2ε: about ε_mach·S / ε."""
+    size = max(abs(up), abs(down), scale)
+    return ROUNDOFF_ULPS * numpy.finfo(numpy.float64).eps * size / (2 * eps)
+
+
 def check_scalar_function(f, arrays, analytic, *, eps=1e-6, tol=1e-5, floor=1e-7,
-                          mode="auto", n_directions=2, seed=0, name="function", raise_on_fail=True):
+                          mode="auto", n_directions=2, seed=0, name="function", raise_on_fail=True,
+                          scale=0.0):
     """Compare ``analytic[k]`` with central differences of ``f()`` with respect to ``arrays[k]``.
 
     f:        callable with no arguments returning a Python float; it must read the
@@ -58,6 +75,8 @@ def check_scalar_function(f, arrays, analytic, *, eps=1e-6, tol=1e-5, floor=1e-7
     arrays:   {name: float64 array}.
     analytic: {name: array of the same shape}, the gradient your backward computed.
     mode:     "full" (every element), "directional" (random directions), or "auto".
+    scale:    size of the terms f adds up (e.g. Σ|y·dy|), for the round-off allowance;
+              |f| is always used as a lower bound.
     Returns the worst error; raises GradcheckError above ``tol`` if ``raise_on_fail``.
     """
     rng = numpy.random.default_rng(seed)
@@ -73,17 +92,19 @@ def check_scalar_function(f, arrays, analytic, *, eps=1e-6, tol=1e-5, floor=1e-7
         xp = backend.get_array_module(a)
         use_full = mode == "full" or (mode == "auto" and a.size <= FULL_LIMIT)
         if use_full:
-            flat = a.reshape(-1)  # a view: writing into it perturbs ``a``
-            numeric = numpy.empty(a.size)
-            for i in range(a.size):
-                old = float(flat[i])
-                flat[i] = old + eps
+            numeric, noise = numpy.empty(a.size), numpy.empty(a.size)
+            # perturb a[idx] in place; not through a.reshape(-1), which is a copy, not a view,
+            # when ``a`` is not C-contiguous (a transposed input), so nothing would move
+            for i, idx in enumerate(numpy.ndindex(*a.shape)):
+                old = float(a[idx])
+                a[idx] = old + eps
                 up = f()
-                flat[i] = old - eps
+                a[idx] = old - eps
                 down = f()
-                flat[i] = old
+                a[idx] = old
                 numeric[i] = (up - down) / (2 * eps)
-            errs = _rel_err(g.reshape(-1), numeric, floor)
+                noise[i] = _noise(up, down, eps, scale)
+            errs = _rel_err(g.reshape(-1), numeric, floor + noise / tol)
             i = int(numpy.argmax(errs)) if errs.size else 0
             e = float(errs[i]) if errs.size else 0.0
             where = numpy.unravel_index(i, a.shape) if a.size else ()
@@ -102,7 +123,7 @@ def check_scalar_function(f, arrays, analytic, *, eps=1e-6, tol=1e-5, floor=1e-7
                 a[...] = base
                 numeric = (up - down) / (2 * eps)
                 ana = float(numpy.sum(g * d))
-                ek = _rel_err(ana, numeric, floor)
+                ek = _rel_err(ana, numeric, floor + _noise(up, down, eps, scale) / tol)
                 if ek >= e:
                     e = ek
                     line = (f"  {key} along random direction {k}: analytic {ana:.10g}  "
@@ -117,7 +138,7 @@ def check_scalar_function(f, arrays, analytic, *, eps=1e-6, tol=1e-5, floor=1e-7
 
 def _float64(a):
     xp = backend.get_array_module(a)
-    return xp.array(a, dtype=numpy.float64)  # always a copy we may perturb
+    return xp.array(a, dtype=numpy.float64, order="C")  # always a copy we may perturb
 
 
 def check_module(module, *inputs, dy=None, seed=0, **kw):
@@ -142,7 +163,8 @@ def check_module(module, *inputs, dy=None, seed=0, **kw):
         outs = _as_tuple(module(*xs))
         return float(sum(float((o * d).sum()) for o, d in zip(outs, dys)))
 
-    module(*xs)  # forward again so the cache matches xs
+    outs = _as_tuple(module(*xs))  # forward again so the cache matches xs
+    kw.setdefault("scale", float(sum(float(abs(o * d).sum()) for o, d in zip(outs, dys))))
     module.zero_grad()
     dxs = _as_tuple(module.backward(*dys))
     arrays = {f"input{i}": x for i, x in enumerate(xs)}

@@ -70,7 +70,9 @@ class Optimizer:
             if tuple(numpy.shape(arr)) != tuple(p.shape):
                 raise ValueError(f"{type(self).__name__}.load_state_dict: {name} of parameter {i} has shape "
                                  f"{tuple(numpy.shape(arr))}, the parameter has shape {tuple(p.shape)}")
-            self.state[i][name] = backend.get_array_module(p.data).asarray(arr, dtype=p.dtype)
+            # a copy: in-place updates must not write into the caller's state dict (or into
+            # another optimizer loaded from the same dict)
+            self.state[i][name] = backend.get_array_module(p.data).array(arr, dtype=p.dtype, copy=True)
         return self
 
     def _buffer(self, i, name):

@@ -12,6 +12,7 @@ class Identity(Module):
     """y = x;  dx = dy."""
 
     def forward(self, x):
+        self._check_input(x)
         return x
 
     def backward(self, dy):

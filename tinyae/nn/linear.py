@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import backend
-from .init import fan_in_bound, uniform_parameter
+from .init import as_generator, fan_in_bound, uniform_parameter
 from .module import Module
 
 
@@ -28,6 +28,7 @@ class Linear(Module):
                              f"out_features={out_features}")
         self.in_features, self.out_features = in_features, out_features
         bound = fan_in_bound(in_features)
+        rng = as_generator(rng)  # one stream: an int seed must not restart it for the bias
         self.weight = uniform_parameter((out_features, in_features), bound, rng)
         self.bias = uniform_parameter((out_features,), bound, rng) if bias else None
         self.x = None

@@ -238,10 +238,12 @@ class Sequential(Module):
         return len(self._modules)
 
     def __getitem__(self, i):
-        mods = list(self._modules.values())
-        if isinstance(i, slice):
-            return Sequential(*mods[i])
-        return mods[i]
+        if isinstance(i, slice):  # keep the children's names, as PyTorch does ("2.weight" stays)
+            out = Sequential()
+            for name, m in list(self._modules.items())[i]:
+                setattr(out, name, m)
+            return out
+        return list(self._modules.values())[i]
 
     def __iter__(self):
         return iter(self._modules.values())
