@@ -28,3 +28,21 @@ def mnist_dir():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def _cupy_ready() -> bool:
+    from tinyae import backend
+    return backend.cupy_available()
+
+
+CUPY_READY = _cupy_ready()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` run only where CuPy and a CUDA device are present."""
+    if CUPY_READY:
+        return
+    skip = pytest.mark.skip(reason="needs CuPy and a CUDA device (pip install 'tinyae[cuda12]')")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
