@@ -1,0 +1,214 @@
+"""Convolution layers: Conv2d (to downsample with a stride) and ConvTranspose2d (to upsample).
+
+The two are adjoint: the forward of one is the input gradient (backward-data) of the
+other, so both are assembled from the same three kernels in :mod:`.functional`
+(``conv2d_chwn``, ``conv2d_backward_data``, ``conv2d_backward_weight``).
+"""
+from __future__ import annotations
+
+import numbers
+
+from . import functional as Fn
+from .init import as_generator, fan_in_bound, uniform_parameter
+from .module import Module
+
+
+def _channels(layer, in_channels, out_channels):
+    for what, v in (("in_channels", in_channels), ("out_channels", out_channels)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0:
+            raise ValueError(f"{layer}: {what} must be a positive int, got {v!r}")
+
+
+class Conv2d(Module):
+    r"""2-D convolution (cross-correlation, as in every deep-learning library), NCHW.
+
+    Shapes: x (N, C, H, W), weight (F, C, KH, KW) as in PyTorch, bias (F,), y (N, F, OH, OW),
+    with the input zero-padded to (Hp, Wp) = (PT+H+PB, PL+W+PR) and
+    OH = (Hp - KH) // SH + 1, OW = (Wp - KW) // SW + 1.
+
+    Forward:
+        y[n, f, oh, ow] = b[f] + Σ_{c, i, j} w[f, c, i, j] · xpad[n, c, SH*oh + i, SW*ow + j]
+    computed as a matrix product over the im2col matrix
+        cols (C*KH*KW, OH*OW*N),   y = w.reshape(F, C*KH*KW) @ cols + b
+    (with the batch moved last; built and multiplied a band of output rows at a time so that
+    it stays in cache, see ``functional.im2col_bands``).
+
+    Backward, given dy = dL/dy (N, F, OH, OW), as (F, OH*OW*N):
+        dL/db = Σ_{n, oh, ow} dy[n, f, oh, ow]                               (F,)
+        dL/dw = dy @ colsᵀ                                                   (F, C*KH*KW)
+        dL/dx = col2im(w.reshape(F, C*KH*KW)ᵀ @ dy) without the padding      (N, C, H, W)
+    The last line is a transposed convolution of dy with the same weight (docs/backprop.md).
+    Forward caches the padded input; backward rebuilds the im2col bands from it.
+
+    Arguments: kernel_size, stride, padding are ints or pairs; ``padding="same"`` (stride 1
+    only) keeps H×W, padding an even kernel asymmetrically like Keras (one more row/column at
+    the bottom/right); ``padding="valid"`` means 0.
+    Init (PyTorch's default): w, b ~ U(-1/√fan_in, 1/√fan_in), fan_in = C*KH*KW, from ``rng``.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, rng=None):
+        super().__init__()
+        name = f"Conv2d({in_channels}, {out_channels}, kernel_size={kernel_size!r})"
+        _channels(name, in_channels, out_channels)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = Fn.check_positive(Fn.pair(kernel_size, "kernel_size", name), "kernel_size", name)
+        self.stride = Fn.check_positive(Fn.pair(stride, "stride", name), "stride", name)
+        self.padding = padding if isinstance(padding, str) else Fn.pair(padding, "padding", name)
+        self.pads = Fn.resolve_padding(padding, self.kernel_size, self.stride, name)  # (PT, PB, PL, PR)
+        kh, kw = self.kernel_size
+        bound, rng = fan_in_bound(in_channels * kh * kw), as_generator(rng)  # one stream for w and b
+        self.weight = uniform_parameter((out_channels, in_channels, kh, kw), bound, rng)
+        self.bias = uniform_parameter((out_channels,), bound, rng) if bias else None
+        self.xpad = None  # cached padded input in CHWN order (C, Hp, Wp, N)
+
+    def output_size(self, h, w):
+        """(OH, OW) for an H×W input, or a ValueError if the kernel does not fit."""
+        return Fn.conv_output_size(repr(self), (h, w), self.kernel_size, self.stride, self.pads)
+
+    def forward(self, x):
+        self._check_input(x, ndim=4)
+        n, c, h, w = x.shape
+        if c != self.in_channels:
+            raise ValueError(f"{self!r} expected {self.in_channels} input channels, got {c} "
+                             f"(input shape {tuple(x.shape)})")
+        oh, ow = self.output_size(h, w)
+        self.xpad = Fn.to_chwn(x, self.pads)                              # (C, Hp, Wp, N)
+        y, _ = Fn.conv2d_chwn(self.xpad, self.weight.data, self.stride, (oh, ow))  # (F, OH*OW*N)
+        if self.bias is not None:
+            y += self.bias.data[:, None]
+        self.in_hw, self.out_hw = (h, w), (oh, ow)
+        return Fn.from_chwn(y.reshape(self.out_channels, oh, ow, n))     # (N, F, OH, OW)
+
+    def backward(self, dy):
+        self._require_cache("xpad")
+        f, (oh, ow) = self.out_channels, self.out_hw
+        n = self.xpad.shape[3]
+        if tuple(dy.shape) != (n, f, oh, ow):
+            raise ValueError(f"{self!r}.backward expected dy of shape {(n, f, oh, ow)}, got {tuple(dy.shape)}")
+        dy2 = Fn.to_chwn(dy).reshape(f, -1)                               # (F, OH*OW*N)
+        dw = Fn.conv2d_backward_weight(self.xpad, dy2, self.kernel_size, self.stride, self.out_hw)
+        self.weight.grad += dw.reshape(self.weight.shape)
+        if self.bias is not None:
+            self.bias.grad += dy2.sum(axis=1)
+        dx = Fn.conv2d_backward_data(dy2, self.weight.data, self.out_hw, self.in_hw, self.stride, self.pads)
+        return Fn.from_chwn(dx)                                           # (N, C, H, W)
+
+    def _moved(self):
+        self.xpad = None
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
+        if self.stride != (1, 1):
+            s += f", stride={self.stride}"
+        if self.padding not in ((0, 0), "valid"):
+            s += f", padding={self.padding!r}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+
+class ConvTranspose2d(Module):
+    r"""2-D transposed convolution ("deconvolution"), NCHW: the adjoint of Conv2d.
+
+    Shapes: x (N, C, H, W) with C = in_channels, weight (C, F, KH, KW) as in PyTorch
+    (F = out_channels), bias (F,), y (N, F, OH, OW) with
+        OH = (H - 1)*SH - 2*PH + KH + OPH,   OW = (W - 1)*SW - 2*PW + KW + OPW.
+
+    Forward: every input pixel stamps a weighted copy of the kernel on the output,
+    windows SH apart; overlaps add; then P rows/columns are cut from each border:
+        ypad[n, f, SH*h + i, SW*w + j] += Σ_c x[n, c, h, w] · w[c, f, i, j]
+        y = ypad[:, :, PH:PH+OH, PW:PW+OW] + b[f]
+    This is exactly dL/dx of ``Conv2d(F, C, kernel, stride, padding)`` with weight w, and is
+    computed by the same code (``conv2d_backward_data``: a GEMM, then col2im).
+    ``output_padding`` (< stride) only adds rows/columns at the bottom/right, so that the
+    output size can be any of the sizes a stride-S convolution maps to H.
+
+    Backward, given dy (N, F, OH, OW), by the adjoint argument once more:
+        dL/dx = Conv2d forward of dy (padded by P) with the same weight             (N, C, H, W)
+        dL/dw[c, f, i, j] = Σ_{n, h, w} x[n, c, h, w] · dypad[n, f, SH*h + i, SW*w + j]
+              = x.reshape(C, H*W*N) @ im2col(dypad)ᵀ                               (C, F*KH*KW)
+        dL/db = Σ_{n, oh, ow} dy[n, f, oh, ow]                                        (F,)
+
+    Init (PyTorch's default): w, b ~ U(-1/√fan_in, 1/√fan_in) with fan_in computed from the
+    weight's second axis as PyTorch does: fan_in = F*KH*KW.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
+                 bias=True, rng=None):
+        super().__init__()
+        name = f"ConvTranspose2d({in_channels}, {out_channels}, kernel_size={kernel_size!r})"
+        _channels(name, in_channels, out_channels)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = Fn.check_positive(Fn.pair(kernel_size, "kernel_size", name), "kernel_size", name)
+        self.stride = Fn.check_positive(Fn.pair(stride, "stride", name), "stride", name)
+        if isinstance(padding, str):
+            raise ValueError(f"{name}: padding must be an int or a pair of ints, got {padding!r}")
+        self.padding = Fn.check_positive(Fn.pair(padding, "padding", name), "padding", name, allow_zero=True)
+        self.output_padding = Fn.check_positive(Fn.pair(output_padding, "output_padding", name),
+                                                "output_padding", name, allow_zero=True)
+        if any(op >= s for op, s in zip(self.output_padding, self.stride)):
+            raise ValueError(f"{name}: output_padding {self.output_padding} must be smaller than "
+                             f"the stride {self.stride}")
+        ph, pw = self.padding
+        self.pads = (ph, ph, pw, pw)
+        kh, kw = self.kernel_size
+        bound, rng = fan_in_bound(out_channels * kh * kw), as_generator(rng)  # one stream for w and b
+        self.weight = uniform_parameter((in_channels, out_channels, kh, kw), bound, rng)
+        self.bias = uniform_parameter((out_channels,), bound, rng) if bias else None
+        self.x2 = None  # cached input in CHWN order, (C, H*W*N)
+
+    def output_size(self, h, w):
+        """(OH, OW) for an H×W input, or a ValueError if that is not positive."""
+        (kh, kw), (sh, sw), (ph, pw), (oph, opw) = self.kernel_size, self.stride, self.padding, self.output_padding
+        oh, ow = (h - 1) * sh - 2 * ph + kh + oph, (w - 1) * sw - 2 * pw + kw + opw
+        if oh <= 0 or ow <= 0:
+            raise ValueError(f"{self!r}: a {h}×{w} input gives a non-positive output size ({oh}, {ow}); "
+                             f"padding {self.padding} is too large for kernel {self.kernel_size}")
+        return oh, ow
+
+    def forward(self, x):
+        self._check_input(x, ndim=4)
+        n, c, h, w = x.shape
+        if c != self.in_channels:
+            raise ValueError(f"{self!r} expected {self.in_channels} input channels, got {c} "
+                             f"(input shape {tuple(x.shape)})")
+        oh, ow = self.output_size(h, w)
+        self.x2 = Fn.to_chwn(x).reshape(c, -1)                            # (C, H*W*N)
+        self.in_hw, self.out_hw = (h, w), (oh, ow)
+        # the input gradient of Conv2d(F -> C) whose output is our input x
+        y = Fn.conv2d_backward_data(self.x2, self.weight.data, (h, w), (oh, ow), self.stride, self.pads)
+        y = Fn.from_chwn(y)                                               # (N, F, OH, OW)
+        if self.bias is not None:
+            y += self.bias.data[:, None, None]
+        return y
+
+    def backward(self, dy):
+        self._require_cache("x2")
+        (h, w), (oh, ow) = self.in_hw, self.out_hw
+        n = self.x2.shape[1] // (h * w)
+        if tuple(dy.shape) != (n, self.out_channels, oh, ow):
+            raise ValueError(f"{self!r}.backward expected dy of shape {(n, self.out_channels, oh, ow)}, "
+                             f"got {tuple(dy.shape)}")
+        dypad = Fn.to_chwn(dy, self.pads)                                 # (F, OH+2PH, OW+2PW, N)
+        # the forward of Conv2d(F -> C), which reads exactly the H×W windows our forward wrote;
+        # from the same im2col of dy: dw = x @ im2col(dypad)ᵀ
+        dx, dw = Fn.conv2d_chwn(dypad, self.weight.data, self.stride, (h, w), dy2=self.x2)
+        self.weight.grad += dw.reshape(self.weight.shape)
+        if self.bias is not None:
+            self.bias.grad += dy.sum(axis=(0, 2, 3))
+        return Fn.from_chwn(dx.reshape(self.in_channels, h, w, n))        # (N, C, H, W)
+
+    def _moved(self):
+        self.x2 = None
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
+        if self.stride != (1, 1):
+            s += f", stride={self.stride}"
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.output_padding != (0, 0):
+            s += f", output_padding={self.output_padding}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
