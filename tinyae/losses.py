@@ -173,28 +173,14 @@ __all__ += ["L1ActivityPenalty", "KLSparsityPenalty", "ContractivePenalty",
             "StochasticContractivePenalty", "activation_derivatives"]
 
 
-class _Penalty:
-    """Shared plumbing: reduction over samples, the cache, ``backward`` before ``forward``."""
+class _Penalty(Loss):
+    """A Loss whose reduction is over samples (see above); ``backward`` returns dP/dh."""
 
     name = "penalty"
-
-    def __init__(self, reduction: str = "mean"):
-        if reduction not in ("mean", "sum"):
-            raise ValueError(f"{type(self).__name__}: reduction must be 'mean' or 'sum', got {reduction!r}")
-        self.reduction = reduction
-        self._cache = None
 
     def _per_batch(self, n: int) -> float:
         """The factor c in L = c · Σ_n (per-sample penalty): 1/N for "mean", 1 for "sum"."""
         return 1.0 / n if self.reduction == "mean" else 1.0
-
-    def __call__(self, *args):
-        return self.forward(*args)
-
-    def backward(self):
-        if self._cache is None:
-            raise RuntimeError(f"{type(self).__name__}: backward called before forward")
-        return self._backward()
 
 
 class L1ActivityPenalty(_Penalty):

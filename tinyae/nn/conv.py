@@ -66,11 +66,7 @@ class Conv2d(Module):
         return Fn.conv_output_size(repr(self), (h, w), self.kernel_size, self.stride, self.pads)
 
     def forward(self, x):
-        self._check_input(x, ndim=4)
-        n, c, h, w = x.shape
-        if c != self.in_channels:
-            raise ValueError(f"{self!r} expected {self.in_channels} input channels, got {c} "
-                             f"(input shape {tuple(x.shape)})")
+        n, c, h, w = _check_nchw(self, x)
         oh, ow = self.output_size(h, w)
         self.xpad = Fn.to_chwn(x, self.pads)                              # (C, Hp, Wp, N)
         y, _ = Fn.conv2d_chwn(self.xpad, self.weight.data, self.stride, (oh, ow))  # (F, OH*OW*N)
@@ -167,11 +163,7 @@ class ConvTranspose2d(Module):
         return oh, ow
 
     def forward(self, x):
-        self._check_input(x, ndim=4)
-        n, c, h, w = x.shape
-        if c != self.in_channels:
-            raise ValueError(f"{self!r} expected {self.in_channels} input channels, got {c} "
-                             f"(input shape {tuple(x.shape)})")
+        n, c, h, w = _check_nchw(self, x)
         oh, ow = self.output_size(h, w)
         self.x2 = Fn.to_chwn(x).reshape(c, -1)                            # (C, H*W*N)
         self.in_hw, self.out_hw = (h, w), (oh, ow)
@@ -212,3 +204,13 @@ class ConvTranspose2d(Module):
         if self.bias is None:
             s += ", bias=False"
         return s
+
+
+def _check_nchw(layer, x):
+    """(N, C, H, W) of ``x`` after checking it is a float NCHW batch with ``layer.in_channels``."""
+    layer._check_input(x, ndim=4)
+    n, c, h, w = x.shape
+    if c != layer.in_channels:
+        raise ValueError(f"{layer!r} expected {layer.in_channels} input channels, got {c} "
+                         f"(input shape {tuple(x.shape)})")
+    return n, c, h, w
