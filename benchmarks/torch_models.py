@@ -1,0 +1,153 @@
+"""PyTorch twins of tinyae's tutorial models, for benchmarks/reproduce.py.
+
+``twin(model)`` returns a ``torch.nn.Module`` with the same layers, the same parameter
+names and a copy of ``model``'s weights (float32).  Every twin has
+
+    loss = twin.loss(x)             # autoencoders
+    loss = twin.loss(x, eps)        # VAEs: ε (N, K) is passed in, so both frameworks
+                                    # draw the same z = μ + exp(½ ℓ) ε
+
+with the loss in the same reduction as the tinyae model ("mean" or "sum").
+
+The 784-400-20 VAE has two twins: ``variant="examples"`` is PyTorch's examples/vae/main.py
+written as there (fc1, fc21/fc22, fc3, fc4; sigmoid output, then
+``F.binary_cross_entropy(..., reduction="sum")``, which clamps log at −100), the script
+the published numbers come from; ``variant="logits"`` is the same network with the BCE in
+logits form (``binary_cross_entropy_with_logits``), the formula tinyae uses.
+"""
+from __future__ import annotations
+
+import numpy
+import torch
+import torch.nn.functional as F
+
+from tinyae import nn as tnn
+from tinyae.losses import BCEWithLogitsLoss, MSELoss
+from tinyae.models import VAE, AutoEncoder
+from tinyae.nn.conv import Conv2d
+from tinyae.nn.pooling import MaxPool2d, Upsample
+
+__all__ = ["twin", "torch_layer", "TorchAE", "TorchVAE", "ExamplesVAE", "EXAMPLES_NAMES"]
+
+
+def torch_layer(m):
+    """The torch.nn module matching one tinyae layer (a Sequential recursively)."""
+    if isinstance(m, tnn.Sequential):
+        return torch.nn.Sequential(*[torch_layer(child) for child in m])
+    if isinstance(m, tnn.Linear):
+        return torch.nn.Linear(m.in_features, m.out_features, bias=m.bias is not None)
+    if isinstance(m, Conv2d):
+        return torch.nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride,
+                               padding=m.padding, bias=m.bias is not None)
+    if isinstance(m, MaxPool2d):
+        return torch.nn.MaxPool2d(m.kernel_size, m.stride, m.padding)
+    if isinstance(m, Upsample):
+        return torch.nn.Upsample(scale_factor=m.scale_factor, mode="nearest")
+    if isinstance(m, tnn.LeakyReLU):
+        return torch.nn.LeakyReLU(m.negative_slope)
+    if isinstance(m, tnn.Reshape):
+        return torch.nn.Unflatten(1, m.shape)
+    plain = {tnn.ReLU: torch.nn.ReLU, tnn.Tanh: torch.nn.Tanh, tnn.Sigmoid: torch.nn.Sigmoid,
+             tnn.Identity: torch.nn.Identity, tnn.Flatten: torch.nn.Flatten}
+    if type(m) not in plain:
+        raise TypeError(f"no PyTorch twin for the tinyae layer {m!r}")
+    return plain[type(m)]()
+
+
+def _recon_fn(loss):
+    """(pred, target) → the reconstruction loss in PyTorch, same formula and reduction."""
+    if isinstance(loss, BCEWithLogitsLoss):
+        return lambda out, x: F.binary_cross_entropy_with_logits(out, x, reduction=loss.reduction)
+    if isinstance(loss, MSELoss):
+        return lambda out, x: F.mse_loss(out, x, reduction=loss.reduction)
+    raise TypeError(f"no PyTorch twin for the loss {loss!r}")
+
+
+class TorchAE(torch.nn.Module):
+    """encoder → decoder, reconstruction loss against the input (no corruption, no penalty)."""
+
+    def __init__(self, ours: AutoEncoder):
+        super().__init__()
+        if ours.corruption is not None or ours.penalty is not None:
+            raise ValueError("TorchAE twins plain autoencoders only (no corruption or penalty)")
+        self.encoder, self.decoder = torch_layer(ours.encoder), torch_layer(ours.decoder)
+        self.recon = _recon_fn(ours.recon_loss)
+
+    def loss(self, x):
+        return self.recon(self.decoder(self.encoder(x)), x)
+
+
+class TorchVAE(torch.nn.Module):
+    """encoder → (mean_head, logvar_head) → z = μ + exp(½ℓ) ε → decoder; recon + β·KL."""
+
+    def __init__(self, ours: VAE):
+        super().__init__()
+        self.encoder, self.decoder = torch_layer(ours.encoder), torch_layer(ours.decoder)
+        self.mean_head, self.logvar_head = torch_layer(ours.mean_head), torch_layer(ours.logvar_head)
+        self.recon, self.beta = _recon_fn(ours.recon_loss), ours.beta
+        self.sum = ours.kl.reduction == "sum"
+
+    def loss(self, x, eps):
+        h = self.encoder(x)
+        mu, logvar = self.mean_head(h), self.logvar_head(h)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+        if not self.sum:
+            kld = kld / x.shape[0]
+        return self.recon(self.decoder(z), x) + self.beta * kld
+
+
+class ExamplesVAE(torch.nn.Module):
+    """PyTorch examples/vae/main.py's VAE and loss_function, as written there (ε passed in)."""
+
+    def __init__(self, hidden=400, latent=20):
+        super().__init__()
+        self.fc1 = torch.nn.Linear(784, hidden)
+        self.fc21 = torch.nn.Linear(hidden, latent)
+        self.fc22 = torch.nn.Linear(hidden, latent)
+        self.fc3 = torch.nn.Linear(latent, hidden)
+        self.fc4 = torch.nn.Linear(hidden, 784)
+
+    def loss(self, x, eps):
+        h1 = F.relu(self.fc1(x))
+        mu, logvar = self.fc21(h1), self.fc22(h1)
+        z = mu + eps * torch.exp(0.5 * logvar)
+        recon = torch.sigmoid(self.fc4(F.relu(self.fc3(z))))
+        bce = F.binary_cross_entropy(recon, x.view(-1, 784), reduction="sum")
+        return bce - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+
+
+# tinyae's vae-784-400-20 parameter prefixes → the examples' names
+EXAMPLES_NAMES = {"encoder.0": "fc1", "mean_head": "fc21", "logvar_head": "fc22",
+                  "decoder.0": "fc3", "decoder.2": "fc4"}
+
+
+def copy_weights(twin_model, ours, rename=None):
+    """Load ``ours``'s parameters into ``twin_model`` (float32), names mapped by ``rename``."""
+    state = {}
+    for name, arr in ours.state_dict().items():
+        prefix, leaf = name.rsplit(".", 1)
+        key = f"{rename[prefix]}.{leaf}" if rename else name
+        state[key] = torch.from_numpy(numpy.array(arr, dtype=numpy.float32))
+    twin_model.load_state_dict(state, strict=True)
+    return twin_model.float()
+
+
+def twin(ours, variant="logits"):
+    """The PyTorch twin of the tinyae model ``ours``, with a float32 copy of its weights.
+
+    variant: only for the 784-400-20 VAE — "examples" (PyTorch's examples/vae code) or
+    "logits" (the generic twin: same network, BCE in logits form).
+    """
+    if isinstance(ours, VAE):
+        name = ours.builder[0] if ours.builder else None
+        if variant == "examples":
+            if name != "vae-784-400-20" or ours.beta != 1.0:
+                raise ValueError("variant='examples' twins the vae-784-400-20 model with beta=1 only")
+            kw = ours.builder[1]
+            return copy_weights(ExamplesVAE(kw.get("hidden", 400), kw.get("latent", 20)), ours,
+                                EXAMPLES_NAMES)
+        return copy_weights(TorchVAE(ours), ours)
+    if isinstance(ours, AutoEncoder):
+        return copy_weights(TorchAE(ours), ours)
+    raise TypeError(f"no PyTorch twin for {type(ours).__name__}")
