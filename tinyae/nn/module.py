@@ -174,36 +174,28 @@ class Module:
         return self.to(dtype=numpy.float32)
 
     # -- helpers for layers -------------------------------------------------
-    def _param_dtype(self):
-        for p in self._parameters.values():
-            return p.dtype
-        return None
-
     def _check_input(self, x, ndim=None, shape_tail=None, what="input"):
         """Raise a ValueError naming this layer unless ``x`` is a float array of the right rank,
-        trailing shape and dtype (the dtype of this layer's parameters, if it has any)."""
-        name = repr(self)
+        trailing shape and dtype (the dtype of this layer's parameters, if it has any), on the
+        parameters' device.  (Called on every forward: the happy path builds no strings.)"""
         dtype = getattr(x, "dtype", None)
         if dtype is None or not hasattr(x, "shape"):
-            raise ValueError(f"{name} expected an array as {what}, got {type(x).__name__}")
+            raise ValueError(f"{self!r} expected an array as {what}, got {type(x).__name__}")
         if dtype.kind != "f":
-            raise ValueError(f"{name} expected a floating-point {what} (float32 or float64), got dtype "
+            raise ValueError(f"{self!r} expected a floating-point {what} (float32 or float64), got dtype "
                              f"{dtype}; convert with x.astype('float32')")
-        pd = self._param_dtype()
-        if pd is not None and dtype != pd:
-            raise ValueError(f"{name} expected {what} of dtype {pd} (its parameters' dtype), got {dtype}; "
-                             f"cast the input or call .to(dtype={dtype.name!r}) on the model")
         if ndim is not None and x.ndim != ndim:
-            raise ValueError(f"{name} expected a {ndim}-D {what}, got shape {tuple(x.shape)}")
-        if shape_tail is not None:
-            tail = tuple(x.shape[-len(shape_tail):])
-            if tail != tuple(shape_tail):
-                raise ValueError(f"{name} expected {what} of shape (N, {', '.join(map(str, shape_tail))}), "
-                                 f"got {tuple(x.shape)}")
+            raise ValueError(f"{self!r} expected a {ndim}-D {what}, got shape {tuple(x.shape)}")
+        if shape_tail is not None and tuple(x.shape[-len(shape_tail):]) != tuple(shape_tail):
+            raise ValueError(f"{self!r} expected {what} of shape (N, {', '.join(map(str, shape_tail))}), "
+                             f"got {tuple(x.shape)}")
         if self._parameters:
-            p = next(iter(self._parameters.values()))
-            if backend.get_array_module(x) is not backend.get_array_module(p.data):
-                raise ValueError(f"{name}: {what} and parameters live on different devices; move the "
+            p = next(iter(self._parameters.values())).data
+            if dtype != p.dtype:
+                raise ValueError(f"{self!r} expected {what} of dtype {p.dtype} (its parameters' dtype), got "
+                                 f"{dtype}; cast the input or call .to(dtype={dtype.name!r}) on the model")
+            if type(x) is not type(p) and backend.get_array_module(x) is not backend.get_array_module(p):
+                raise ValueError(f"{self!r}: {what} and parameters live on different devices; move the "
                                  "input with tinyae.backend.asarray or the model with .to(...)")
 
     def _require_cache(self, attr):
