@@ -382,43 +382,8 @@ def raw_step(parts: Parts, seed: int):
 # ---------------------------------------------------------------------------
 def torch_twin(module):
     """The PyTorch module with the same structure, names and weights as tinyae ``module``."""
-    tn = torch.nn
-    name = type(module).__name__
-    if isinstance(module, nn.Sequential):
-        twin = tn.Sequential(*(torch_twin(m) for m in module))
-    elif name == "Linear":
-        twin = tn.Linear(module.in_features, module.out_features, bias=module.bias is not None)
-    elif name == "Conv2d":
-        f, c, kh, kw = module.weight.shape
-        pt, pb, pl, pr = module.pads
-        if (pt, pl) == (pb, pr):
-            padding = (pt, pl)
-        elif tuple(module.stride) == (1, 1) and module.pads == Fn.same_padding(kh, kw):
-            padding = "same"        # PyTorch also puts the extra row/column at the bottom/right
-        else:
-            raise NotImplementedError(f"PyTorch twin of {module!r}: asymmetric padding {module.pads}")
-        twin = tn.Conv2d(c, f, (kh, kw), stride=module.stride, padding=padding,
-                         bias=module.bias is not None)
-    elif name == "ReLU":
-        twin = tn.ReLU()
-    elif name == "LeakyReLU":
-        twin = tn.LeakyReLU(module.negative_slope)
-    elif name == "Tanh":
-        twin = tn.Tanh()
-    elif name == "Sigmoid":
-        twin = tn.Sigmoid()
-    elif name == "Identity":
-        twin = tn.Identity()
-    elif name == "Flatten":
-        twin = tn.Flatten()
-    elif name == "Reshape":
-        twin = tn.Unflatten(1, module.shape)
-    elif name == "MaxPool2d":
-        twin = tn.MaxPool2d(module.kernel_size, module.stride, module.padding)
-    elif name == "Upsample":
-        twin = tn.Upsample(scale_factor=module.scale_factor, mode="nearest")
-    else:
-        raise NotImplementedError(f"PyTorch twin: no translation for {name}")
+    from torch_models import torch_layer  # benchmarks/torch_models.py: the twins reproduce.py uses too
+    twin = torch_layer(module)
     state = {k: torch.from_numpy(backend.to_numpy(v).copy()) for k, v in module.state_dict().items()}
     twin.load_state_dict(state)
     return twin

@@ -1,6 +1,9 @@
 """Whole models against the same models built in PyTorch (weights copied), in float64:
 the loss and every parameter gradient within 1e-6 relative, and 20 Adam steps that track
 PyTorch's parameters."""
+import pathlib
+import sys
+
 import numpy as np
 import pytest
 
@@ -12,35 +15,15 @@ from tinyae.losses import BCEWithLogitsLoss, MSELoss  # noqa: E402
 from tinyae.models import TiedLinear, build  # noqa: E402
 from tinyae.optim import Adam  # noqa: E402
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+from torch_models import torch_layer as to_torch  # noqa: E402  (the twins the benchmarks use)
+
 RTOL = 1e-6
 # PyTorch notes that an even kernel with padding="same" pads a copy of the input: expected here
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
 
 
 # -- the same architecture in PyTorch -------------------------------------------------------
-def to_torch(m):
-    """A torch.nn module with the same structure (and hence the same state_dict names)."""
-    from tinyae.nn.conv import Conv2d
-    from tinyae.nn.pooling import MaxPool2d, Upsample
-    if isinstance(m, tnn.Sequential):
-        return torch.nn.Sequential(*[to_torch(c) for c in m])
-    if isinstance(m, tnn.Linear):
-        return torch.nn.Linear(m.in_features, m.out_features, bias=m.bias is not None)
-    if isinstance(m, Conv2d):
-        return torch.nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, padding=m.padding,
-                               bias=m.bias is not None)
-    if isinstance(m, MaxPool2d):
-        return torch.nn.MaxPool2d(m.kernel_size, m.stride, m.padding)
-    if isinstance(m, Upsample):
-        return torch.nn.Upsample(scale_factor=m.scale_factor, mode="nearest")
-    if isinstance(m, tnn.LeakyReLU):
-        return torch.nn.LeakyReLU(m.negative_slope)
-    if isinstance(m, tnn.Reshape):
-        return torch.nn.Unflatten(1, m.shape)
-    simple = {tnn.ReLU: torch.nn.ReLU, tnn.Tanh: torch.nn.Tanh, tnn.Sigmoid: torch.nn.Sigmoid,
-              tnn.Identity: torch.nn.Identity, tnn.Flatten: torch.nn.Flatten}
-    return simple[type(m)]()
-
 
 class TorchTied(torch.nn.Module):
     """PyTorch twin of TiedLinear: y = x W + c with W the encoder Linear's weight."""
