@@ -55,7 +55,6 @@ if str(ROOT) not in sys.path:           # run from a checkout without installing
 import tinyae  # noqa: E402
 from tinyae import backend, nn, optim  # noqa: E402
 from tinyae.backend import BackendError  # noqa: E402
-from tinyae.nn import functional as Fn  # noqa: E402
 from tinyae.nn.activation import sigmoid as activation_sigmoid  # noqa: E402
 
 try:

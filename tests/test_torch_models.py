@@ -10,7 +10,6 @@ import pytest
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-from tinyae import nn as tnn  # noqa: E402
 from tinyae.losses import BCEWithLogitsLoss, MSELoss  # noqa: E402
 from tinyae.models import TiedLinear, build  # noqa: E402
 from tinyae.optim import Adam  # noqa: E402
