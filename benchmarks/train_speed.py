@@ -277,7 +277,6 @@ def raw_forward(ops, x, tape):
 
 def raw_backward(ops, dy, tape):
     """The reverse of raw_forward: returns dL/dx, accumulates into the grads."""
-    xp = backend.get_array_module(dy)
     for op in reversed(ops):
         kind = op[0]
         if kind == "linear":
