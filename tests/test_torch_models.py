@@ -15,7 +15,8 @@ from tinyae.models import TiedLinear, build  # noqa: E402
 from tinyae.optim import Adam  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
-from torch_models import torch_layer as to_torch  # noqa: E402  (the twins the benchmarks use)
+from torch_models import ExamplesVAE, torch_layer as to_torch  # noqa: E402  (the benchmarks' twins)
+from torch_models import EXAMPLES_NAMES as OURS_TO_EXAMPLES  # noqa: E402
 
 RTOL = 1e-6
 # PyTorch notes that an even kernel with padding="same" pads a copy of the input: expected here
@@ -87,28 +88,8 @@ class TorchVAE(torch.nn.Module):
         return recon_torch(ours.recon_loss, self.decoder(z), x) + ours.beta * kld
 
 
-class ExamplesVAE(torch.nn.Module):
-    """PyTorch examples/vae/main.py, written as there (sigmoid output + BCE(sum) + KLD)."""
-
-    def __init__(self):
-        super().__init__()
-        self.fc1 = torch.nn.Linear(784, 400)
-        self.fc21 = torch.nn.Linear(400, 20)
-        self.fc22 = torch.nn.Linear(400, 20)
-        self.fc3 = torch.nn.Linear(20, 400)
-        self.fc4 = torch.nn.Linear(400, 784)
-
-    def loss(self, x, eps):
-        h1 = F.relu(self.fc1(x))
-        mu, logvar = self.fc21(h1), self.fc22(h1)
-        z = mu + eps * torch.exp(0.5 * logvar)
-        recon = torch.sigmoid(self.fc4(F.relu(self.fc3(z))))
-        bce = F.binary_cross_entropy(recon, x.view(-1, 784), reduction="sum")
-        return bce - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
-
-
-EXAMPLES_NAMES = {"fc1": "encoder.0", "fc21": "mean_head", "fc22": "logvar_head", "fc3": "decoder.0",
-                  "fc4": "decoder.2"}
+# PyTorch examples/vae/main.py, as written there; its names ↔ ours
+EXAMPLES_NAMES = {theirs: ours for ours, theirs in OURS_TO_EXAMPLES.items()}
 
 
 def copy_into(torch_model, ours, rename=None):

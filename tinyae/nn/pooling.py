@@ -48,10 +48,7 @@ class _Pool2d(Module):
         return xp.ascontiguousarray(dxpad[:, :, pt:pt + h, pl:pl + w])
 
     def extra_repr(self):
-        s = f"kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"
-        return s
+        return _window_repr(self)
 
 
 class MaxPool2d(_Pool2d):
@@ -106,7 +103,7 @@ class MaxPool2d(_Pool2d):
         self._require_cache("argmax")
         xp = get_array_module(self.argmax)
         _, _, h, w = self.in_shape
-        (kh, kw), (sh, sw), (pt, _, pl, _) = self.kernel_size, self.stride, self.pads
+        (_, kw), (sh, sw), (pt, _, pl, _) = self.kernel_size, self.stride, self.pads
         oh, ow = self.argmax.shape[2:]
         k = self.argmax.astype(xp.int64)
         row = xp.arange(oh, dtype=xp.int64)[:, None] * sh - pt + k // kw   # (N, C, OH, OW)
@@ -243,10 +240,7 @@ class MaxUnpool2d(Module):
         return dy.reshape(-1)[self.target].reshape(self.in_shape)
 
     def extra_repr(self):
-        s = f"kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"
-        return s
+        return _window_repr(self)
 
 
 class Upsample(Module):
@@ -302,3 +296,11 @@ class Upsample(Module):
     def extra_repr(self):
         sf = self.scale_factor[0] if self.scale_factor[0] == self.scale_factor[1] else self.scale_factor
         return f"scale_factor={sf}, mode={self.mode!r}"
+
+
+def _window_repr(layer):
+    """"kernel_size=…, stride=…[, padding=…]" for the pooling and unpooling layers."""
+    s = f"kernel_size={layer.kernel_size}, stride={layer.stride}"
+    if layer.padding != (0, 0):
+        s += f", padding={layer.padding}"
+    return s
