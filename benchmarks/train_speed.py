@@ -275,15 +275,21 @@ def raw_forward(ops, x, tape):
     return x
 
 
-def raw_backward(ops, dy, tape):
-    """The reverse of raw_forward: returns dL/dx, accumulates into the grads."""
-    for op in reversed(ops):
+def raw_backward(ops, dy, tape, input_grad=True):
+    """The reverse of raw_forward: returns dL/dx, accumulates into the grads.  With
+    ``input_grad`` False (the encoder: its input is data) it stops after the first layer with
+    parameters and returns None, as a model's Sequential does (``needs_input_grad``)."""
+    first = next((i for i, op in enumerate(ops) if op[0] in ("linear", "layer")), None)
+    for i in reversed(range(len(ops))):
+        op = ops[i]
         kind = op[0]
         if kind == "linear":
             _, w, b = op
             x = tape.pop()
             w.grad += dy.T @ x
             b.grad += dy.sum(axis=0)
+            if i == first and not input_grad:
+                return None
             dy = dy @ w.data
         elif kind == "relu":
             dy = dy * tape.pop()
@@ -301,7 +307,10 @@ def raw_backward(ops, dy, tape):
         elif kind == "reshape":
             dy = dy.reshape(tape.pop())
         elif kind == "layer":
+            op[1].set_needs_input_grad(input_grad or i != first)
             dy = op[1].backward(dy)
+            if dy is None:
+                return None
     return dy
 
 
@@ -341,7 +350,7 @@ def raw_step(parts: Parts, seed: int):
             opt.zero_grad()
             tape = []
             value, d = recon_fwd_bwd(raw_forward(dec, raw_forward(enc, x, tape), tape), x)
-            raw_backward(enc, raw_backward(dec, d, tape), tape)
+            raw_backward(enc, raw_backward(dec, d, tape), tape, input_grad=False)
             opt.step()
             return value
         return step
@@ -369,7 +378,8 @@ def raw_step(parts: Parts, seed: int):
         dmean, dlogvar = mu * s, (var - 1) * (s * mu.dtype.type(0.5))
         dm = dz + dmean * b
         dl = dz * eps * std * dz.dtype.type(0.5) + dlogvar * b
-        raw_backward(enc, raw_backward(head_mu, dm, tape_mu) + raw_backward(head_lv, dl, tape_lv), tape)
+        raw_backward(enc, raw_backward(head_mu, dm, tape_mu) + raw_backward(head_lv, dl, tape_lv), tape,
+                     input_grad=False)
         opt.step()
         return value
     return vae_step

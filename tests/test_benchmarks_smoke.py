@@ -17,6 +17,8 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_speed.py"
 @pytest.fixture(scope="module")
 def train_speed():
     """benchmarks/train_speed.py imported as a module (it is a script, not a package)."""
+    if str(SCRIPT.parent) not in sys.path:   # it imports its neighbour torch_models.py
+        sys.path.insert(0, str(SCRIPT.parent))
     spec = importlib.util.spec_from_file_location("train_speed", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module          # dataclasses look their module up there

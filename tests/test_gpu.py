@@ -105,7 +105,7 @@ def test_optimizer_matches_numpy(opt_cls, kw, dtype, cp):
 
 @pytest.mark.parametrize("name, shape", [("dense-196-64-16", (6, 196)), ("vae-196-64-16", (6, 196)),
                                          ("ae-784-32", (4, 784)), ("vae-784-400-20", (4, 784)),
-                                         ("conv-ae", (2, 784))])
+                                         ("conv-ae", (2, 1, 28, 28))])
 def test_model_matches_numpy(name, shape, cp):
     """Whole models: loss and every parameter gradient equal on both backends (float64)."""
     rng = np.random.default_rng(4)

@@ -642,3 +642,43 @@ def test_bad_constructor_arguments(make):
 def test_backward_before_forward(make):
     with pytest.raises(RuntimeError, match="backward called before forward"):
         make().backward(np.zeros((1, 2), np.float32))
+
+
+@pytest.mark.parametrize("entry", LAYER_FACTORIES, ids=_ids(LAYER_FACTORIES))
+def test_needs_input_grad_false_keeps_parameter_gradients(entry):
+    """With needs_input_grad False a layer may skip dL/dx: layers with parameters return
+    None, every layer leaves the parameter gradients exactly as with the flag on."""
+    rng = np.random.default_rng(5)
+    args = entry.input_maker(rng, np.float64)
+    grads = {}
+    for flag in (True, False):
+        layer = entry.factory(3).double().set_needs_input_grad(flag)
+        y = layer(*args)
+        layer.zero_grad()
+        dx = layer.backward(np.random.default_rng(6).standard_normal(y.shape))
+        grads[flag] = ({n: p.grad.copy() for n, p in layer.named_parameters()}, dx)
+    (on, dx_on), (off, dx_off) = grads[True], grads[False]
+    assert dx_on is not None and dx_on.shape == args[0].shape
+    assert on.keys() == off.keys()
+    for n in on:
+        np.testing.assert_array_equal(off[n], on[n], err_msg=n)
+    if on:
+        assert dx_off is None
+    else:
+        np.testing.assert_array_equal(dx_off, dx_on)
+
+
+def test_sequential_stops_at_the_first_layer_with_parameters():
+    """Sequential hands the flag to its leading parameter-free layers and the first Linear,
+    not beyond; backward stops there (Flatten would fail on a None gradient)."""
+    seq = nn.Sequential(nn.Flatten(), nn.GaussianNoise(0.0), nn.Linear(6, 4, rng=0), nn.Tanh(),
+                        nn.Linear(4, 2, rng=1))
+    seq.double().set_needs_input_grad(False)
+    assert [m.needs_input_grad for m in seq] == [False, False, False, True, True]
+    x = np.random.default_rng(0).standard_normal((3, 2, 3))
+    assert seq.backward(np.ones_like(seq(x))) is None
+    assert np.abs(seq[2].weight.grad).sum() > 0
+    seq.set_needs_input_grad(True)
+    assert all(m.needs_input_grad for m in seq)
+    seq.zero_grad()
+    assert seq.backward(np.ones_like(seq(x))).shape == x.shape

@@ -18,7 +18,7 @@ TOL = 1e-6
 def model_gradcheck(model, x, check_input=True, mode="auto", **loss_kwargs):
     """Check d(model.loss(x)[0]) / d(every parameter) — and / dx with the target held fixed —
     against central differences, in float64.  ``loss_kwargs`` fix the model's noise."""
-    model.double().train()
+    model.double().train().set_needs_input_grad(check_input)
     x = np.array(x, dtype=np.float64)
     target = x.copy()
 
@@ -69,6 +69,10 @@ def test_gradcheck_vae_module_backward(x12):
 
         def backward(self, *d):
             return self.vae.backward(*d)
+
+        def set_needs_input_grad(self, flag=True):
+            self.vae.set_needs_input_grad(flag)
+            return super(models.Model, self).set_needs_input_grad(flag)
 
     assert check_module(Fixed(model), x12, tol=TOL) <= TOL
 
@@ -398,3 +402,36 @@ def test_any_sequential_works_and_logits_output():
     assert check_module(ae, x, tol=TOL) <= TOL
     cae = ContractiveAutoEncoder(Linear(6, 3, rng=rng), Sequential(Linear(3, 6, rng=rng)), lam=0.3)
     model_gradcheck(cae, x)
+
+
+@pytest.mark.parametrize("name, kwargs, shape", [
+    ("dense-196-64-16", {}, (4, 196)),
+    ("vae-196-64-16", {}, (4, 196)),
+    ("conv-ae", {}, (2, 1, 28, 28)),
+    ("linear-ae", {"in_features": 12, "latent": 3, "tied": True}, (4, 12)),
+    ("sparse-ae", {"in_features": 12, "hidden": 5}, (4, 12)),
+    ("contractive-ae", {"sizes": (12, 5)}, (4, 12)),
+    ("contractive-ae", {"sizes": (12, 6, 3), "mode": "stochastic"}, (4, 12)),
+])
+def test_models_skip_the_input_gradient_by_default(name, kwargs, shape):
+    """A model's input is data: backward_loss returns None unless asked for dL/dx, and the
+    parameter gradients are the same either way."""
+    x = np.random.default_rng(0).uniform(0.05, 0.95, shape)
+    noise = {}
+    if "vae" in name:
+        noise = {"eps": np.random.default_rng(1).standard_normal((shape[0], 3))}
+    if kwargs.get("mode") == "stochastic":
+        noise = {"eps": np.random.default_rng(1).standard_normal((1,) + shape)}
+    grads, dxs = [], []
+    for flag in (None, True):
+        model = build(name, **kwargs).double()
+        assert model.needs_input_grad is False
+        if flag:
+            model.set_needs_input_grad(True)
+        model.zero_grad()
+        model.loss(x, **noise)
+        dxs.append(model.backward_loss())
+        grads.append({n: p.grad.copy() for n, p in model.named_parameters()})
+    assert dxs[0] is None and dxs[1].shape == x.shape
+    for n in grads[0]:
+        np.testing.assert_array_equal(grads[0][n], grads[1][n], err_msg=n)

@@ -150,7 +150,7 @@ def check_module(module, *inputs, dy=None, seed=0, **kw):
     must return dL/dx.  The forward must be deterministic: fix any noise first
     (e.g. Dropout with an explicit mask).
     """
-    module.double()
+    module.double().set_needs_input_grad(True)  # a model switches its input gradient off by default
     xs = tuple(_float64(x) for x in inputs)
     ys = _as_tuple(module(*xs))
     rng = numpy.random.default_rng(seed + 1)

@@ -71,6 +71,14 @@ class Model(Module):
     def loss(self, x, target=None):
         raise NotImplementedError
 
+    def set_needs_input_grad(self, flag: bool = True):
+        """Whether ``backward``/``backward_loss`` return dL/dx.  A model's input is data, so
+        every model starts with False: the encoder's first layer skips its input gradient and
+        both return None.  Turn it on to check or use the input gradient."""
+        super().set_needs_input_grad(flag)
+        self.encoder.set_needs_input_grad(flag)
+        return self
+
     def backward_loss(self):
         raise NotImplementedError
 
@@ -120,6 +128,7 @@ class AutoEncoder(Model):
         self.corruption = _parse_corruption(corruption)
         self.penalty = penalty
         self.rng = as_generator(rng)
+        self.set_needs_input_grad(False)
 
     # -- plain Module interface ------------------------------------------------------
     def encode(self, x):
@@ -135,7 +144,8 @@ class AutoEncoder(Model):
         return self.decode(self.encode(x))
 
     def backward(self, dx_hat):
-        """dL/dx for a given dL/dx̂ (through output σ, decoder, encoder)."""
+        """dL/dx for a given dL/dx̂ (through output σ, decoder, encoder); None unless
+        ``needs_input_grad`` (see :meth:`Model.set_needs_input_grad`)."""
         return self.encoder.backward(self.decoder.backward(self.output.backward(dx_hat)))
 
     # -- denoising --------------------------------------------------------------------
@@ -173,7 +183,8 @@ class AutoEncoder(Model):
         return total, parts
 
     def backward_loss(self):
-        """Backpropagate the last ``loss`` total; returns dL/dx̃ (the encoder input's gradient)."""
+        """Backpropagate the last ``loss`` total into every param.grad; returns dL/dx̃ (the encoder
+        input's gradient) if ``needs_input_grad``, else None (the default: see set_needs_input_grad)."""
         dh = self.decoder.backward(self.recon_loss.backward())
         if self.penalty is not None:
             dh = dh + self.penalty.backward()
@@ -279,6 +290,8 @@ class ContractiveAutoEncoder(AutoEncoder):
         dh0, dhk = self.contractive.backward()
         dhs = xp.concatenate([(dh + dh0)[None], dhk]).reshape((-1,) + tuple(dh.shape[1:]))
         dxs = self.encoder.backward(dhs)                                      # ((K+1)N, …)
+        if dxs is None:
+            return None
         n = dh.shape[0]
         return dxs[:n] + dxs[n:].reshape((self.n_samples, n) + tuple(dxs.shape[1:])).sum(axis=0)
 
@@ -319,7 +332,7 @@ class TiedLinear(Module):
         self.weight.grad += self.x.T @ dy
         if self.bias is not None:
             self.bias.grad += dy.sum(axis=0)
-        return dy @ self.weight.data.T
+        return dy @ self.weight.data.T if self.needs_input_grad else None
 
     def extra_repr(self):
         return f"{self.in_features}, {self.out_features}, tied, bias={self.bias is not None}"

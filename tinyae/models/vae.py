@@ -45,6 +45,7 @@ class VAE(Model):
         self.beta = float(beta)
         self.rng = as_generator(rng)
         self._sample = None  # (eps, std) of the last reparameterize
+        self.set_needs_input_grad(False)  # the input is data: no dL/dx (see Model.set_needs_input_grad)
 
     # -- pieces --------------------------------------------------------------------
     def reparameterize(self, mean, logvar, eps=None):
@@ -95,7 +96,8 @@ class VAE(Model):
         return self.decode(z), mean, logvar
 
     def backward(self, dx_hat, dmean=None, dlogvar=None):
-        """dL/dx given dL/dx̂ and (optionally) direct gradients dL/dμ, dL/dℓ."""
+        """dL/dx given dL/dx̂ and (optionally) direct gradients dL/dμ, dL/dℓ (None unless
+        ``needs_input_grad``, see :meth:`Model.set_needs_input_grad`)."""
         return self._backward(self.decoder.backward(self.output.backward(dx_hat)), dmean, dlogvar)
 
     def _backward(self, dz, dmean, dlogvar):

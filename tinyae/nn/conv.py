@@ -37,7 +37,8 @@ class Conv2d(Module):
         dL/db = Σ_{n, oh, ow} dy[n, f, oh, ow]                               (F,)
         dL/dw = dy @ colsᵀ                                                   (F, C*KH*KW)
         dL/dx = col2im(w.reshape(F, C*KH*KW)ᵀ @ dy) without the padding      (N, C, H, W)
-    The last line is a transposed convolution of dy with the same weight (docs/backprop.md).
+    The last line is a transposed convolution of dy with the same weight (docs/backprop.md);
+    it is skipped (backward returns None) when ``needs_input_grad`` is False.
     Forward caches the padded input; backward rebuilds the im2col bands from it.
 
     Arguments: kernel_size, stride, padding are ints or pairs; ``padding="same"`` (stride 1
@@ -86,6 +87,8 @@ class Conv2d(Module):
         self.weight.grad += dw.reshape(self.weight.shape)
         if self.bias is not None:
             self.bias.grad += dy2.sum(axis=1)
+        if not self.needs_input_grad:
+            return None
         dx = Fn.conv2d_backward_data(dy2, self.weight.data, self.out_hw, self.in_hw, self.stride, self.pads)
         return Fn.from_chwn(dx)                                           # (N, C, H, W)
 
@@ -124,6 +127,7 @@ class ConvTranspose2d(Module):
         dL/dw[c, f, i, j] = Σ_{n, h, w} x[n, c, h, w] · dypad[n, f, SH*h + i, SW*w + j]
               = x.reshape(C, H*W*N) @ im2col(dypad)ᵀ                               (C, F*KH*KW)
         dL/db = Σ_{n, oh, ow} dy[n, f, oh, ow]                                        (F,)
+    (dL/dx is skipped, and backward returns None, when ``needs_input_grad`` is False.)
 
     Init (PyTorch's default): w, b ~ U(-1/√fan_in, 1/√fan_in) with fan_in computed from the
     weight's second axis as PyTorch does: fan_in = F*KH*KW.
@@ -182,12 +186,16 @@ class ConvTranspose2d(Module):
             raise ValueError(f"{self!r}.backward expected dy of shape {(n, self.out_channels, oh, ow)}, "
                              f"got {tuple(dy.shape)}")
         dypad = Fn.to_chwn(dy, self.pads)                                 # (F, OH+2PH, OW+2PW, N)
+        if self.bias is not None:
+            self.bias.grad += dy.sum(axis=(0, 2, 3))
+        if not self.needs_input_grad:
+            dw = Fn.conv2d_backward_weight(dypad, self.x2, self.kernel_size, self.stride, (h, w))
+            self.weight.grad += dw.reshape(self.weight.shape)
+            return None
         # the forward of Conv2d(F -> C), which reads exactly the H×W windows our forward wrote;
         # from the same im2col of dy: dw = x @ im2col(dypad)ᵀ
         dx, dw = Fn.conv2d_chwn(dypad, self.weight.data, self.stride, (h, w), dy2=self.x2)
         self.weight.grad += dw.reshape(self.weight.shape)
-        if self.bias is not None:
-            self.bias.grad += dy.sum(axis=(0, 2, 3))
         return Fn.from_chwn(dx.reshape(self.in_channels, h, w, n))        # (N, C, H, W)
 
     def _moved(self):

@@ -16,7 +16,8 @@ class Linear(Module):
         dL/dW = dyᵀ x          (M, N)·(N, D) → (M, D)   (summed over the batch by the product)
         dL/db = Σ_n dy[n]      (M,)
     Each row of x only meets W through a dot product, so the chain rule is one
-    matrix product per gradient.
+    matrix product per gradient.  With ``needs_input_grad`` False (the first layer of a
+    model: x is data) the first product is skipped and backward returns None.
 
     Init (PyTorch's default): W, b ~ U(-1/√D, 1/√D), drawn from ``rng`` (int seed or Generator).
     """
@@ -46,7 +47,7 @@ class Linear(Module):
         self.weight.grad += dy.T @ self.x
         if self.bias is not None:
             self.bias.grad += dy.sum(axis=0)
-        return dy @ self.weight.data
+        return dy @ self.weight.data if self.needs_input_grad else None
 
     def extra_repr(self):
         return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
