@@ -31,6 +31,7 @@ float32).
 """
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import threading
@@ -162,16 +163,21 @@ def from_chwn(a, crop=(0, 0, 0, 0)):
 # im2col / col2im
 # ---------------------------------------------------------------------------
 def window_slices(kh, kw, stride, out_hw):
-    """For every kernel offset (i, j) yield ``(i, j, rows, cols)``: the slices that pick, from a
-    padded input, the pixel under offset (i, j) of every one of the OH×OW windows.
+    """For every kernel offset (i, j) the tuple ``(i, j, rows, cols)``: the slices that pick, from
+    a padded input, the pixel under offset (i, j) of every one of the OH×OW windows.
 
     ``xpad[rows, cols]`` is the OH×OW grid ``xpad[i + SH*oh, j + SW*ow]``.  This one loop over
-    KH*KW offsets (never over pixels or images) drives im2col, col2im and pooling.
+    KH*KW offsets (never over pixels or images) drives im2col, col2im and pooling.  (The list
+    is cached: a training step asks for the same few hundred times.)
     """
+    return _window_slices(int(kh), int(kw), tuple(stride), tuple(out_hw))
+
+
+@functools.lru_cache(maxsize=256)
+def _window_slices(kh, kw, stride, out_hw):
     (sh, sw), (oh, ow) = stride, out_hw
-    for i in range(kh):
-        for j in range(kw):
-            yield i, j, slice(i, i + sh * (oh - 1) + 1, sh), slice(j, j + sw * (ow - 1) + 1, sw)
+    return tuple((i, j, slice(i, i + sh * (oh - 1) + 1, sh), slice(j, j + sw * (ow - 1) + 1, sw))
+                 for i in range(kh) for j in range(kw))
 
 
 def im2col(xpad, kh, kw, stride, out_hw, out=None):
