@@ -235,6 +235,13 @@ def test_non_float_input_rejected(cls):
 
 
 @pytest.mark.parametrize("cls", [MSELoss, BCELoss, BCEWithLogitsLoss, GaussianKL])
+def test_mixed_float_dtypes_rejected(cls):
+    """float32 prediction, float64 target: an error naming both, not a silently float64 gradient."""
+    with pytest.raises(ValueError, match=cls.__name__ + ".*float32 but .* is float64.*astype"):
+        cls()(np.full((2, 2), 0.5, dtype=np.float32), np.full((2, 2), 0.5))
+
+
+@pytest.mark.parametrize("cls", [MSELoss, BCELoss, BCEWithLogitsLoss, GaussianKL])
 def test_bad_reduction_and_backward_before_forward(cls):
     with pytest.raises(ValueError, match="reduction must be 'mean' or 'sum'"):
         cls(reduction="avg")

@@ -56,8 +56,9 @@ def test_nested_and_custom_module_names():
 
 
 def test_shared_parameter_appears_once():
-    shared = nn.Linear(3, 3, rng=0)
-    model = nn.Sequential(shared, nn.Tanh(), shared)
+    shared, other = nn.Linear(3, 3, rng=0), nn.Linear(3, 3, rng=1)
+    other.weight, other.bias = shared.weight, shared.bias   # two layers, one pair of Parameters
+    model = nn.Sequential(shared, nn.Tanh(), other)
     assert [n for n, _ in model.named_parameters()] == ["0.weight", "0.bias"]
     assert model.num_parameters() == 12
 
@@ -136,6 +137,9 @@ def test_sequential_container():
     tail.load_state_dict({k: v for k, v in model.state_dict().items() if k.startswith("2.")})
     with pytest.raises(TypeError, match="item 1 is int"):
         nn.Sequential(nn.ReLU(), 3)
+    layer = nn.Linear(3, 3)   # one object twice: its cached input would be overwritten
+    with pytest.raises(ValueError, match="item 2 .* same object as an earlier item"):
+        nn.Sequential(layer, nn.Tanh(), layer)
     text = repr(model)
     assert text.startswith("Sequential(") and "(0): Linear(6, 5, bias=True)" in text and "(3): Sigmoid()" in text
 

@@ -38,6 +38,9 @@ class Loss:
                              f"{tuple(target.shape)}; they must match exactly (no broadcasting)")
         if get_array_module(pred) is not get_array_module(target):
             raise ValueError(f"{name}: {names[0]} and {names[1]} are on different devices")
+        if pred.dtype != target.dtype:  # else the result and gradient would silently be the wider type
+            raise ValueError(f"{name}: {names[0]} is {pred.dtype} but {names[1]} is {target.dtype}; "
+                             f"cast one, e.g. {names[1]}.astype({names[0]}.dtype)")
 
     def _scale(self, n_elements: int) -> float:
         """dL/d(elementwise loss): 1 for "sum", 1/n for "mean"."""

@@ -237,6 +237,11 @@ class Sequential(Module):
         for i, m in enumerate(modules):
             if not isinstance(m, Module):
                 raise TypeError(f"Sequential: item {i} is {type(m).__name__}, not a Module")
+            if any(m is earlier for earlier in modules[:i]):
+                # each layer keeps the input of its last forward for backward: a second call
+                # would overwrite what the first one's backward needs
+                raise ValueError(f"Sequential: item {i} ({m!r}) is the same object as an earlier item; "
+                                 "use a new layer (to share weights, share its Parameter, as TiedLinear does)")
             setattr(self, str(i), m)
 
     def __len__(self):
