@@ -1,5 +1,6 @@
-"""The same kernels on CuPy: every layer, loss, optimizer and model, checked against the
-NumPy backend (same weights, same inputs) and by float64 gradient checks on the device.
+"""The same kernels on CuPy: every layer, loss and penalty, both optimizers and every model
+builder, checked against the NumPy backend (same weights, same inputs) and by float64
+gradient checks on the device; the models also in float32, the device's default dtype.
 
 All tests here carry the ``gpu`` marker: they run only where CuPy and a CUDA device are
 present (conftest.py skips them elsewhere, e.g. in CI).
@@ -43,7 +44,8 @@ def test_layer_matches_numpy(entry, cp):
     dx_host = host.backward(dy)
     dx_dev = dev.backward(cp.asarray(dy))
     np.testing.assert_allclose(backend.to_numpy(dx_dev), dx_host, rtol=1e-10, atol=1e-12)
-    for (name, p_host), (_, p_dev) in zip(host.named_parameters(), dev.named_parameters()):
+    for (name, p_host), (name_dev, p_dev) in zip(host.named_parameters(), dev.named_parameters(), strict=True):
+        assert name_dev == name
         np.testing.assert_allclose(backend.to_numpy(p_dev.grad), p_host.grad, rtol=1e-10, atol=1e-12,
                                    err_msg=name)
 
@@ -62,12 +64,18 @@ def test_layer_gradcheck_on_device(entry, cp):
     (losses.BCELoss(), ("prob", "target")),
     (losses.BCEWithLogitsLoss(reduction="sum"), ("pred", "target")),
     (losses.GaussianKL(), ("pred", "pred")),
-], ids=["mse", "bce", "bce-logits", "kl"])
+    (losses.L1ActivityPenalty(lam=0.1), ("pred",)),
+    (losses.KLSparsityPenalty(rho=0.1, beta=2.0), ("prob",)),
+    (losses.ContractivePenalty(lam=0.1), ("pred", "weight")),
+    (losses.StochasticContractivePenalty(lam=0.1, sigma=0.1), ("pred", "codes")),
+], ids=["mse", "bce", "bce-logits", "kl", "l1-penalty", "kl-sparsity", "contractive", "contractive-stochastic"])
 def test_loss_on_device(loss, args, cp):
     rng = np.random.default_rng(2)
     make = {"pred": lambda: rng.standard_normal((4, 5)),
             "prob": lambda: rng.uniform(0.05, 0.95, (4, 5)),
-            "target": lambda: rng.uniform(0, 1, (4, 5))}
+            "target": lambda: rng.uniform(0, 1, (4, 5)),
+            "weight": lambda: rng.standard_normal((5, 3)),      # ContractivePenalty's W (H, D) for a (N, H)
+            "codes": lambda: rng.standard_normal((2, 4, 5))}    # the stochastic penalty's hk (K, N, H)
     host = [make[a]() for a in args]
     value_host = float(loss(*host))
     grads_host = loss.backward()
@@ -76,7 +84,8 @@ def test_loss_on_device(loss, args, cp):
     assert float(value_dev) == pytest.approx(value_host, rel=1e-12)
     grads_dev = loss.backward()
     for g_h, g_d in zip(grads_host if isinstance(grads_host, tuple) else (grads_host,),
-                        grads_dev if isinstance(grads_dev, tuple) else (grads_dev,)):
+                        grads_dev if isinstance(grads_dev, tuple) else (grads_dev,), strict=True):
+        assert isinstance(g_d, cp.ndarray)
         np.testing.assert_allclose(backend.to_numpy(g_d), g_h, rtol=1e-12)
     assert check_loss(loss, *[cp.asarray(a) for a in host]) < 1e-5
 
@@ -103,15 +112,42 @@ def test_optimizer_matches_numpy(opt_cls, kw, dtype, cp):
         np.testing.assert_allclose(backend.to_numpy(pd.data), ph.data, rtol=tol, atol=tol)
 
 
-@pytest.mark.parametrize("name, shape", [("dense-196-64-16", (6, 196)), ("vae-196-64-16", (6, 196)),
-                                         ("ae-784-32", (4, 784)), ("vae-784-400-20", (4, 784)),
-                                         ("conv-ae", (2, 1, 28, 28))])
-def test_model_matches_numpy(name, shape, cp):
+# Every registered builder, with the options that add noise (corruption), penalties and ties.
+# Both models draw their noise (corruption, VAE ε, stochastic-contractive ε) from identically
+# seeded host generators, so host and device see the same noise.
+MODEL_CASES = [
+    ("dense-196-64-16", {}, (6, 196)),
+    ("dense-196-64-16", {"corruption": ["gaussian", 0.1], "penalty": ["l1", 1e-3]}, (6, 196)),
+    ("vae-196-64-16", {}, (6, 196)),
+    ("ae-784-32", {}, (4, 784)),
+    ("ae-784-250-16", {}, (4, 784)),
+    ("vae-784-400-20", {}, (4, 784)),
+    ("conv-ae", {}, (2, 1, 28, 28)),
+    ("linear-ae", {"in_features": 20, "latent": 4, "bias": True, "tied": True}, (5, 20)),
+    ("sparse-ae", {"in_features": 20, "hidden": 6}, (5, 20)),
+    ("sparse-ae", {"in_features": 20, "hidden": 6, "penalty": ["l1", 0.01]}, (5, 20)),
+    ("contractive-ae", {"sizes": [20, 6]}, (5, 20)),
+    ("contractive-ae", {"sizes": [20, 8, 6], "activation": "tanh", "mode": "stochastic", "n_samples": 2}, (5, 20)),
+    ("mlp-ae", {"sizes": [20, 8, 4], "tied": True, "corruption": ["mask", 0.3], "penalty": ["kl", 0.1, 1.0]},
+     (5, 20)),
+    ("mlp-vae", {"sizes": [20, 8, 3]}, (5, 20)),
+]
+
+
+def _model_id(case):
+    name, kw, _ = case
+    def fmt(v):
+        return ",".join(map(str, v)) if isinstance(v, list) else str(v)
+    return name + "".join(f"-{k}={fmt(v)}" for k, v in kw.items())
+
+
+@pytest.mark.parametrize("name, kw, shape", MODEL_CASES, ids=[_model_id(c) for c in MODEL_CASES])
+def test_model_matches_numpy(name, kw, shape, cp):
     """Whole models: loss and every parameter gradient equal on both backends (float64)."""
     rng = np.random.default_rng(4)
     x = rng.uniform(0, 1, shape)
-    host = models.build(name).double()
-    dev = models.build(name).double().to("cupy")
+    host = models.build(name, **kw).double()
+    dev = models.build(name, **kw).double().to("cupy")
     dev.load_state_dict(host.state_dict())
     kw_host, kw_dev = {}, {}
     if "vae" in name:
@@ -122,9 +158,28 @@ def test_model_matches_numpy(name, shape, cp):
     host.backward_loss()
     total_dev, _ = dev.loss(cp.asarray(x), **kw_dev)
     dev.backward_loss()
+    assert isinstance(total_dev, cp.ndarray)
     assert float(total_dev) == pytest.approx(float(total_host), rel=1e-10)
-    for (n, p_h), (_, p_d) in zip(host.named_parameters(), dev.named_parameters()):
+    for (n, p_h), (n_d, p_d) in zip(host.named_parameters(), dev.named_parameters(), strict=True):
+        assert n_d == n
         np.testing.assert_allclose(backend.to_numpy(p_d.grad), p_h.grad, rtol=1e-8, atol=1e-12, err_msg=n)
+
+
+@pytest.mark.parametrize("name, kw, shape", MODEL_CASES, ids=[_model_id(c) for c in MODEL_CASES])
+def test_model_float32_on_device(name, kw, shape, cp):
+    """The default dtype on the device: float32 stays float32 (loss, parts, every gradient), and the
+    loss agrees with the NumPy float32 loss to float32 round-off (summation orders differ)."""
+    x = np.random.default_rng(5).uniform(0, 1, shape).astype(np.float32)
+    host = models.build(name, **kw)
+    dev = models.build(name, **kw).to("cupy")
+    total_host, _ = host.loss(x)
+    total_dev, parts_dev = dev.loss(cp.asarray(x))
+    dev.backward_loss()
+    assert isinstance(total_dev, cp.ndarray) and total_dev.dtype == np.float32
+    assert all(v.dtype == np.float32 for v in parts_dev.values()), {k: v.dtype for k, v in parts_dev.items()}
+    for n, p in dev.named_parameters():
+        assert isinstance(p.grad, cp.ndarray) and p.data.dtype == p.grad.dtype == np.float32, n
+    assert float(total_dev) == pytest.approx(float(total_host), rel=1e-4)
 
 
 def test_use_cupy_puts_batches_on_device(cp):
