@@ -38,7 +38,8 @@ class Conv2d(Module):
         dL/dw = dy @ colsᵀ                                                   (F, C*KH*KW)
         dL/dx = col2im(w.reshape(F, C*KH*KW)ᵀ @ dy) without the padding      (N, C, H, W)
     The last line is a transposed convolution of dy with the same weight (docs/backprop.md);
-    it is skipped (backward returns None) when ``needs_input_grad`` is False.
+    it is skipped (backward returns None) when ``needs_input_grad`` is False.  With stride 1
+    and F < C both gradients come from one smaller im2col, of dy (``functional.conv2d_backward``).
     Forward caches the padded input; backward rebuilds the im2col bands from it.
 
     Arguments: kernel_size, stride, padding are ints or pairs; ``padding="same"`` (stride 1
@@ -83,14 +84,12 @@ class Conv2d(Module):
         if tuple(dy.shape) != (n, f, oh, ow):
             raise ValueError(f"{self!r}.backward expected dy of shape {(n, f, oh, ow)}, got {tuple(dy.shape)}")
         dy2 = Fn.to_chwn(dy).reshape(f, -1)                               # (F, OH*OW*N)
-        dw = Fn.conv2d_backward_weight(self.xpad, dy2, self.kernel_size, self.stride, self.out_hw)
+        dx, dw = Fn.conv2d_backward(self.xpad, dy2, self.weight.data, self.out_hw, self.in_hw, self.stride,
+                                    self.pads, need_dx=self.needs_input_grad)
         self.weight.grad += dw.reshape(self.weight.shape)
         if self.bias is not None:
             self.bias.grad += dy2.sum(axis=1)
-        if not self.needs_input_grad:
-            return None
-        dx = Fn.conv2d_backward_data(dy2, self.weight.data, self.out_hw, self.in_hw, self.stride, self.pads)
-        return Fn.from_chwn(dx)                                           # (N, C, H, W)
+        return None if dx is None else Fn.from_chwn(dx)                   # (N, C, H, W)
 
     def _moved(self):
         self.xpad = None

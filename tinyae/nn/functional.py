@@ -42,7 +42,7 @@ __all__ = [
     "pair", "check_positive", "same_padding", "resolve_padding", "conv_output_size",
     "to_chwn", "from_chwn", "pad_chwn", "pad_nchw", "window_slices", "im2col", "col2im",
     "BAND_BYTES", "band_buffer", "row_bands", "band_input_rows", "im2col_bands",
-    "conv2d_chwn", "conv2d_backward_data", "conv2d_backward_weight", "im2col_nbytes",
+    "conv2d_chwn", "conv2d_backward", "conv2d_backward_data", "conv2d_backward_weight", "im2col_nbytes",
 ]
 
 
@@ -336,6 +336,56 @@ def conv2d_backward_weight(xpad, dy2, kernel, stride, out_hw):
     return _conv_bands(xpad, kernel[0], kernel[1], stride, out_hw, dy2=dy2)[1]
 
 
+def _flipped_route(f, c, kernel, stride, pads) -> bool:
+    """Whether dx is cheaper as the full correlation of dy with the flipped kernel (see below)."""
+    (kh, kw), (pt, pb, pl, pr) = kernel, pads
+    return tuple(stride) == (1, 1) and f < c and max(pt, pb) < kh and max(pl, pr) < kw
+
+
+def _flip_kernel(w):
+    """(F, C, KH, KW) -> (C, F, KH, KW) turned by 180° in both spatial axes (a contiguous copy)."""
+    return get_array_module(w).ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+
+
+def _pad_for_full_correlation(dy2, kernel, out_hw, pads):
+    """dy (F, OH*OW*N) as CHWN padded by K-1-P on each side: the input of the flipped-kernel route."""
+    (kh, kw), (oh, ow), (pt, pb, pl, pr) = kernel, out_hw, pads
+    n = dy2.shape[1] // (oh * ow)
+    return pad_chwn(dy2.reshape(dy2.shape[0], oh, ow, n),
+                    (kh - 1 - pt, kh - 1 - pb, kw - 1 - pl, kw - 1 - pr))
+
+
+def conv2d_backward(xpad, dy2, w, out_hw, in_hw, stride, pads, need_dx=True):
+    """(dx, dw) of a convolution: xpad (C, Hp, Wp, N) its padded input, dy2 (F, OH*OW*N).
+
+    Returns dx as CHWN (C, H, W, N) (None unless ``need_dx``) and dw (F, C*KH*KW).
+
+    Usually two separate passes: ``conv2d_backward_weight`` (im2col of xpad, C*KH*KW rows)
+    and ``conv2d_backward_data``.  On the flipped-kernel route (stride 1, F < C) dx comes
+    from the im2col of the padded dy, only F*KH*KW rows, and dw can come from the *same*
+    bands: substituting q = p + (i, j) − P in dw[f, c, i, j] = Σ_p dy[f, p] · xpad[c, p + (i, j)]
+    gives Σ_q x[c, q] · dypad[f, q + (KH−1−i, KW−1−j)], i.e.
+
+        dw_flipped = x.reshape(C, H*W*N) @ im2col(dypad)ᵀ          (C, F*KH*KW)
+
+    the weight gradient of the flipped kernel (the rule ConvTranspose2d uses).  Turning it
+    back by 180° gives dw.  The large im2col of xpad is never built.
+    """
+    f, c, kh, kw = w.shape
+    (h, wd), (pt, _, pl, _) = in_hw, pads
+    if need_dx and _flipped_route(f, c, (kh, kw), stride, pads):
+        xp = get_array_module(xpad)
+        n = xpad.shape[3]
+        x2 = xp.ascontiguousarray(xpad[:, pt:pt + h, pl:pl + wd, :]).reshape(c, -1)   # (C, H*W*N)
+        dypad = _pad_for_full_correlation(dy2, (kh, kw), out_hw, pads)
+        dx, dw_flipped = conv2d_chwn(dypad, _flip_kernel(w), (1, 1), (h, wd), dy2=x2)
+        dw = dw_flipped.reshape(c, f, kh, kw)[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+        return dx.reshape(c, h, wd, n), dw.reshape(f, -1)
+    dw = conv2d_backward_weight(xpad, dy2, (kh, kw), stride, out_hw)
+    dx = conv2d_backward_data(dy2, w, out_hw, in_hw, stride, pads) if need_dx else None
+    return dx, dw
+
+
 def conv2d_backward_data(dy2, w, out_hw, in_hw, stride, pads):
     """dL/dx of a convolution (equivalently: the forward of a transposed convolution).
 
@@ -361,10 +411,9 @@ def conv2d_backward_data(dy2, w, out_hw, in_hw, stride, pads):
     f, c, kh, kw = w.shape
     (oh, ow), (h, wd), (pt, pb, pl, pr) = out_hw, in_hw, pads
     n = dy2.shape[1] // (oh * ow)
-    if tuple(stride) == (1, 1) and f < c and max(pt, pb) < kh and max(pl, pr) < kw:
-        w_flip = xp.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # (C, F, KH, KW)
-        dypad = pad_chwn(dy2.reshape(f, oh, ow, n), (kh - 1 - pt, kh - 1 - pb, kw - 1 - pl, kw - 1 - pr))
-        return conv2d_chwn(dypad, w_flip, (1, 1), (h, wd))[0].reshape(c, h, wd, n)
+    if _flipped_route(f, c, (kh, kw), stride, pads):
+        dypad = _pad_for_full_correlation(dy2, (kh, kw), out_hw, pads)
+        return conv2d_chwn(dypad, _flip_kernel(w), (1, 1), (h, wd))[0].reshape(c, h, wd, n)
     wm_t = w.reshape(f, -1).T                                            # (C*KH*KW, F)
     dy3 = dy2.reshape(f, oh, ow * n)
     dxpad = xp.zeros((c, h + pt + pb, wd + pl + pr, n), dtype=xp.result_type(w, dy2))
