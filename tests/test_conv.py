@@ -172,23 +172,27 @@ def test_both_input_gradient_routes_agree(f, c):
 
 @pytest.mark.parametrize("f, c, kernel, pads", [(1, 3, (3, 2), (1, 0, 0, 1)), (2, 5, (4, 4), (1, 2, 1, 2)),
                                                 (3, 4, (1, 1), (0, 0, 0, 0))])
-def test_weight_gradient_from_the_flipped_route_matches_im2col(f, c, kernel, pads):
-    """conv2d_backward on the flipped route takes dw from the im2col of dy; it must equal the
-    plain dy @ im2col(xpad)ᵀ, and dx the col2im route's."""
+def test_flipped_route_forward_and_weight_gradient_match_im2col(f, c, kernel, pads):
+    """On the flipped route (stride 1, F < C) conv2d_forward goes through col2im and
+    conv2d_backward takes dw from the im2col of dy: y must equal the plain im2col product,
+    dw the plain dy @ im2col(xpad)ᵀ, and dx the col2im route's."""
     rng = np.random.default_rng(1)
     (kh, kw), (h, wd), n = kernel, (5, 6), 3
     w = rng.standard_normal((f, c, kh, kw))
-    xpad = Fn.pad_chwn(rng.standard_normal((c, h, wd, n)), pads)
+    x = rng.standard_normal((c, h, wd, n))
+    xpad = Fn.pad_chwn(x, pads)
     oh, ow = xpad.shape[1] - kh + 1, xpad.shape[2] - kw + 1
     dy2 = rng.standard_normal((f, oh * ow * n))
     assert Fn._flipped_route(f, c, kernel, (1, 1), pads)
-    dx, dw = Fn.conv2d_backward(xpad, dy2, w, (oh, ow), (h, wd), (1, 1), pads)
+    y = Fn.conv2d_forward(x, w, (1, 1), pads, (oh, ow))            # via col2im on this route
+    np.testing.assert_allclose(y, Fn.conv2d_chwn(xpad, w, (1, 1), (oh, ow))[0], rtol=RTOL, atol=ATOL)
+    dx, dw = Fn.conv2d_backward(x, dy2, w, (1, 1), pads, (oh, ow))
     dw_plain = Fn.conv2d_backward_weight(xpad, dy2, kernel, (1, 1), (oh, ow))
     np.testing.assert_allclose(dw, dw_plain, rtol=RTOL, atol=ATOL)
     dcols = (w.reshape(f, -1).T @ dy2).reshape(c, kh, kw, oh, ow, n)
     dxpad = Fn.col2im(dcols, (1, 1), out=np.zeros(xpad.shape))
     np.testing.assert_allclose(dx, dxpad[:, pads[0]:pads[0] + h, pads[2]:pads[2] + wd], rtol=RTOL, atol=ATOL)
-    _, dw_only = Fn.conv2d_backward(xpad, dy2, w, (oh, ow), (h, wd), (1, 1), pads, need_dx=False)
+    _, dw_only = Fn.conv2d_backward(x, dy2, w, (1, 1), pads, (oh, ow), need_dx=False)
     np.testing.assert_allclose(dw_only, dw_plain, rtol=RTOL, atol=ATOL)
 
 

@@ -2,7 +2,8 @@
 
 The two are adjoint: the forward of one is the input gradient (backward-data) of the
 other, so both are assembled from the same three kernels in :mod:`.functional`
-(``conv2d_chwn``, ``conv2d_backward_data``, ``conv2d_backward_weight``).
+(``conv2d_chwn``, ``conv2d_backward_data``, ``conv2d_backward_weight``; Conv2d reaches them
+through ``conv2d_forward`` / ``conv2d_backward``, which choose the cheaper route).
 """
 from __future__ import annotations
 
@@ -31,7 +32,9 @@ class Conv2d(Module):
     computed as a matrix product over the im2col matrix
         cols (C*KH*KW, OH*OW*N),   y = w.reshape(F, C*KH*KW) @ cols + b
     (with the batch moved last; built and multiplied a band of output rows at a time so that
-    it stays in cache, see ``functional.im2col_bands``).
+    it stays in cache, see ``functional.im2col_bands``).  With stride 1 and F < C the same y is
+    computed as the transposed convolution of x with the flipped kernel, which needs a buffer
+    C/F times smaller (``functional.conv2d_forward``; docs/backprop.md, "the flipped route").
 
     Backward, given dy = dL/dy (N, F, OH, OW), as (F, OH*OW*N):
         dL/db = Σ_{n, oh, ow} dy[n, f, oh, ow]                               (F,)
@@ -40,7 +43,7 @@ class Conv2d(Module):
     The last line is a transposed convolution of dy with the same weight (docs/backprop.md);
     it is skipped (backward returns None) when ``needs_input_grad`` is False.  With stride 1
     and F < C both gradients come from one smaller im2col, of dy (``functional.conv2d_backward``).
-    Forward caches the padded input; backward rebuilds the im2col bands from it.
+    Forward caches the input (in CHWN order); backward rebuilds the im2col bands from it.
 
     Arguments: kernel_size, stride, padding are ints or pairs; ``padding="same"`` (stride 1
     only) keeps H×W, padding an even kernel asymmetrically like Keras (one more row/column at
@@ -61,7 +64,7 @@ class Conv2d(Module):
         bound, rng = fan_in_bound(in_channels * kh * kw), as_generator(rng)  # one stream for w and b
         self.weight = uniform_parameter((out_channels, in_channels, kh, kw), bound, rng)
         self.bias = uniform_parameter((out_channels,), bound, rng) if bias else None
-        self.xpad = None  # cached padded input in CHWN order (C, Hp, Wp, N)
+        self.x = None  # cached input in CHWN order (C, H, W, N)
 
     def output_size(self, h, w):
         """(OH, OW) for an H×W input, or a ValueError if the kernel does not fit."""
@@ -70,29 +73,29 @@ class Conv2d(Module):
     def forward(self, x):
         n, c, h, w = _check_nchw(self, x)
         oh, ow = self.output_size(h, w)
-        self.xpad = Fn.to_chwn(x, self.pads)                              # (C, Hp, Wp, N)
-        y, _ = Fn.conv2d_chwn(self.xpad, self.weight.data, self.stride, (oh, ow))  # (F, OH*OW*N)
+        self.x = Fn.to_chwn(x)                                            # (C, H, W, N)
+        y = Fn.conv2d_forward(self.x, self.weight.data, self.stride, self.pads, (oh, ow))  # (F, OH*OW*N)
         if self.bias is not None:
             y += self.bias.data[:, None]
         self.in_hw, self.out_hw = (h, w), (oh, ow)
         return Fn.from_chwn(y.reshape(self.out_channels, oh, ow, n))     # (N, F, OH, OW)
 
     def backward(self, dy):
-        self._require_cache("xpad")
+        self._require_cache("x")
         f, (oh, ow) = self.out_channels, self.out_hw
-        n = self.xpad.shape[3]
+        n = self.x.shape[3]
         if tuple(dy.shape) != (n, f, oh, ow):
             raise ValueError(f"{self!r}.backward expected dy of shape {(n, f, oh, ow)}, got {tuple(dy.shape)}")
         dy2 = Fn.to_chwn(dy).reshape(f, -1)                               # (F, OH*OW*N)
-        dx, dw = Fn.conv2d_backward(self.xpad, dy2, self.weight.data, self.out_hw, self.in_hw, self.stride,
-                                    self.pads, need_dx=self.needs_input_grad)
+        dx, dw = Fn.conv2d_backward(self.x, dy2, self.weight.data, self.stride, self.pads, self.out_hw,
+                                    need_dx=self.needs_input_grad)
         self.weight.grad += dw.reshape(self.weight.shape)
         if self.bias is not None:
             self.bias.grad += dy2.sum(axis=1)
         return None if dx is None else Fn.from_chwn(dx)                   # (N, C, H, W)
 
     def _moved(self):
-        self.xpad = None
+        self.x = None
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
