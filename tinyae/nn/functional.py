@@ -42,7 +42,8 @@ __all__ = [
     "pair", "check_positive", "same_padding", "resolve_padding", "conv_output_size",
     "to_chwn", "from_chwn", "pad_chwn", "pad_nchw", "window_slices", "im2col", "col2im",
     "BAND_BYTES", "band_buffer", "row_bands", "band_input_rows", "im2col_bands",
-    "conv2d_chwn", "conv2d_forward", "conv2d_backward", "conv2d_backward_data", "conv2d_backward_weight", "im2col_nbytes",
+    "conv2d_chwn", "conv2d_forward", "conv2d_backward", "conv2d_backward_data", "conv2d_backward_weight",
+    "im2col_nbytes",
 ]
 
 
