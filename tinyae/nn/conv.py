@@ -77,7 +77,7 @@ class Conv2d(Module):
         y = Fn.conv2d_forward(self.x, self.weight.data, self.stride, self.pads, (oh, ow))  # (F, OH*OW*N)
         if self.bias is not None:
             y += self.bias.data[:, None]
-        self.in_hw, self.out_hw = (h, w), (oh, ow)
+        self.out_hw = (oh, ow)
         return Fn.from_chwn(y.reshape(self.out_channels, oh, ow, n))     # (N, F, OH, OW)
 
     def backward(self, dy):
@@ -98,14 +98,8 @@ class Conv2d(Module):
         self.x = None
 
     def extra_repr(self):
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
-        if self.stride != (1, 1):
-            s += f", stride={self.stride}"
-        if self.padding not in ((0, 0), "valid"):
-            s += f", padding={self.padding!r}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+        padding = "" if self.padding in ((0, 0), "valid") else f", padding={self.padding!r}"
+        return _conv_repr(self, padding)
 
 
 class ConvTranspose2d(Module):
@@ -204,16 +198,19 @@ class ConvTranspose2d(Module):
         self.x2 = None
 
     def extra_repr(self):
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
-        if self.stride != (1, 1):
-            s += f", stride={self.stride}"
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"
+        padding = "" if self.padding == (0, 0) else f", padding={self.padding}"
         if self.output_padding != (0, 0):
-            s += f", output_padding={self.output_padding}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+            padding += f", output_padding={self.output_padding}"
+        return _conv_repr(self, padding)
+
+
+def _conv_repr(layer, padding: str) -> str:
+    """"C, F, kernel_size=…[, stride=…]<padding>[, bias=False]" — the arguments that differ from
+    the defaults, as PyTorch prints them."""
+    s = f"{layer.in_channels}, {layer.out_channels}, kernel_size={layer.kernel_size}"
+    if layer.stride != (1, 1):
+        s += f", stride={layer.stride}"
+    return s + padding + (", bias=False" if layer.bias is None else "")
 
 
 def _check_nchw(layer, x):

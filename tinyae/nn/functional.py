@@ -115,40 +115,36 @@ def im2col_nbytes(c, kh, kw, oh, ow, n, dtype) -> int:
 # ---------------------------------------------------------------------------
 # layout changes and padding
 # ---------------------------------------------------------------------------
-def to_chwn(x, pads=(0, 0, 0, 0), value=0):
-    """NCHW ``x`` -> padded CHWN copy of shape (C, Hp, Wp, N), borders filled with ``value``."""
-    xp = get_array_module(x)
-    n, c, h, w = x.shape
+def _pad_hw(a, pads, value, h_axis):
+    """A copy of ``a`` with axes h_axis, h_axis + 1 (H and W) padded by (PT, PB, PL, PR) with ``value``."""
+    xp = get_array_module(a)
     pt, pb, pl, pr = pads
-    if not any(pads):
-        return xp.ascontiguousarray(x.transpose(1, 2, 3, 0))
-    out = xp.full((c, h + pt + pb, w + pl + pr, n), value, dtype=x.dtype)
-    out[:, pt:pt + h, pl:pl + w, :] = x.transpose(1, 2, 3, 0)
+    shape = list(a.shape)
+    h, w = shape[h_axis], shape[h_axis + 1]
+    shape[h_axis:h_axis + 2] = h + pt + pb, w + pl + pr
+    out = xp.full(tuple(shape), value, dtype=a.dtype)
+    inner = [slice(None)] * a.ndim
+    inner[h_axis:h_axis + 2] = slice(pt, pt + h), slice(pl, pl + w)
+    out[tuple(inner)] = a
     return out
+
+
+def to_chwn(x, pads=(0, 0, 0, 0), value=0):
+    """NCHW ``x`` -> padded CHWN copy of shape (C, Hp, Wp, N), borders filled with ``value``
+    (one copy: the transposed view is written straight into the padded array)."""
+    if not any(pads):
+        return get_array_module(x).ascontiguousarray(x.transpose(1, 2, 3, 0))
+    return _pad_hw(x.transpose(1, 2, 3, 0), pads, value, h_axis=1)
 
 
 def pad_chwn(a, pads, value=0):
     """Pad the H and W axes of a CHWN array (a copy; returns ``a`` itself for zero padding)."""
-    if not any(pads):
-        return a
-    xp = get_array_module(a)
-    c, h, w, n = a.shape
-    pt, pb, pl, pr = pads
-    out = xp.full((c, h + pt + pb, w + pl + pr, n), value, dtype=a.dtype)
-    out[:, pt:pt + h, pl:pl + w, :] = a
-    return out
+    return _pad_hw(a, pads, value, h_axis=1) if any(pads) else a
 
 
 def pad_nchw(x, pads, value=0):
     """Pad the H and W axes of an NCHW array with ``value`` (returns ``x`` itself for zero padding)."""
-    if not any(pads):
-        return x
-    xp = get_array_module(x)
-    n, c, h, w = x.shape
-    pt, pb, pl, pr = pads
-    out = xp.full((n, c, h + pt + pb, w + pl + pr), value, dtype=x.dtype)
-    out[:, :, pt:pt + h, pl:pl + w] = x
-    return out
+    return _pad_hw(x, pads, value, h_axis=2) if any(pads) else x
 
 
 def from_chwn(a, crop=(0, 0, 0, 0)):

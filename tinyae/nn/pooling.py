@@ -14,6 +14,17 @@ from . import functional as Fn
 from .module import Module
 
 
+def _window_args(layer, kernel_size, stride, padding):
+    """Set ``layer.kernel_size``, ``.stride`` (default: the kernel) and ``.padding`` as checked
+    pairs of ints; returns the layer's name for error messages."""
+    name = f"{type(layer).__name__}(kernel_size={kernel_size!r})"
+    layer.kernel_size = Fn.check_positive(Fn.pair(kernel_size, "kernel_size", name), "kernel_size", name)
+    stride = layer.kernel_size if stride is None else stride
+    layer.stride = Fn.check_positive(Fn.pair(stride, "stride", name), "stride", name)
+    layer.padding = Fn.check_positive(Fn.pair(padding, "padding", name), "padding", name, allow_zero=True)
+    return name
+
+
 class _Pool2d(Module):
     """Argument handling shared by the pooling layers: kernel, stride (default: the kernel)
     and symmetric padding of at most half the kernel (PyTorch's rule: no window may lie
@@ -21,11 +32,7 @@ class _Pool2d(Module):
 
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
-        name = f"{type(self).__name__}(kernel_size={kernel_size!r})"
-        self.kernel_size = Fn.check_positive(Fn.pair(kernel_size, "kernel_size", name), "kernel_size", name)
-        stride = self.kernel_size if stride is None else stride
-        self.stride = Fn.check_positive(Fn.pair(stride, "stride", name), "stride", name)
-        self.padding = Fn.check_positive(Fn.pair(padding, "padding", name), "padding", name, allow_zero=True)
+        name = _window_args(self, kernel_size, stride, padding)
         if any(p > k // 2 for p, k in zip(self.padding, self.kernel_size)):
             raise ValueError(f"{name}: padding {self.padding} must be at most half the kernel size "
                              f"{self.kernel_size}")
@@ -197,11 +204,7 @@ class MaxUnpool2d(Module):
 
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
-        name = f"MaxUnpool2d(kernel_size={kernel_size!r})"
-        self.kernel_size = Fn.check_positive(Fn.pair(kernel_size, "kernel_size", name), "kernel_size", name)
-        stride = self.kernel_size if stride is None else stride
-        self.stride = Fn.check_positive(Fn.pair(stride, "stride", name), "stride", name)
-        self.padding = Fn.check_positive(Fn.pair(padding, "padding", name), "padding", name, allow_zero=True)
+        _window_args(self, kernel_size, stride, padding)
         self.target = None
 
     def output_size(self, h, w):
