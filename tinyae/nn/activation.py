@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy
 
+from .._checks import real
 from ..backend import get_array_module
 from .module import Module
 
@@ -13,11 +14,18 @@ from .module import Module
 class Identity(Module):
     """y = x;  dx = dy."""
 
+    def __init__(self):
+        super().__init__()
+        self.out_shape = self.out_dtype = None
+
     def forward(self, x):
         self._check_input(x)
+        self.out_shape, self.out_dtype = x.shape, x.dtype
         return x
 
     def backward(self, dy):
+        self._require_cache("out_shape")
+        self._check_dy(dy, self.out_shape, self.out_dtype)
         return dy
 
 
@@ -30,15 +38,16 @@ class ReLU(Module):
 
     def __init__(self):
         super().__init__()
-        self.mask = None
+        self.mask = self.out_dtype = None
 
     def forward(self, x):
         self._check_input(x)
-        self.mask = x > 0
+        self.mask, self.out_dtype = x > 0, x.dtype
         return x * self.mask
 
     def backward(self, dy):
         self._require_cache("mask")
+        self._check_dy(dy, self.mask.shape, self.out_dtype)
         return dy * self.mask
 
 
@@ -50,13 +59,13 @@ class LeakyReLU(Module):
 
     def __init__(self, negative_slope: float = 0.01):
         super().__init__()
-        self.negative_slope = float(negative_slope)
-        self.mask = None
+        self.negative_slope = real(negative_slope, "negative_slope", "LeakyReLU")
+        self.mask = self.out_dtype = None
 
     def forward(self, x):
         self._check_input(x)
         xp = get_array_module(x)
-        self.mask = x > 0
+        self.mask, self.out_dtype = x > 0, x.dtype
         # For 0 ≤ a ≤ 1, "x if x > 0 else a·x" is max(x, a·x) (min for a > 1): one branch-free
         # pass, many times faster than xp.where on a random sign pattern.
         y = x * x.dtype.type(self.negative_slope)
@@ -65,6 +74,7 @@ class LeakyReLU(Module):
 
     def backward(self, dy):
         self._require_cache("mask")
+        self._check_dy(dy, self.mask.shape, self.out_dtype)
         # the local slope is mask·(1 − a) + a: exactly 1 where x > 0 and a elsewhere
         a = self.negative_slope
         slope = self.mask * dy.dtype.type(1 - a)
@@ -93,6 +103,7 @@ class Tanh(Module):
 
     def backward(self, dy):
         self._require_cache("y")
+        self._check_dy(dy, self.y.shape, self.y.dtype)
         return dy * (1 - self.y * self.y)
 
 
@@ -128,4 +139,5 @@ class Sigmoid(Module):
 
     def backward(self, dy):
         self._require_cache("y")
+        self._check_dy(dy, self.y.shape, self.y.dtype)
         return dy * self.y * (1 - self.y)

@@ -8,6 +8,7 @@ Tests (and denoising recipes that need a known corruption) can pass their own
 from __future__ import annotations
 
 from .. import backend
+from .._checks import real
 from .init import as_generator
 from .module import Module
 
@@ -24,14 +25,14 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, rng=None):
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
-        self.p = float(p)
+        self.p = real(p, "p (the drop probability)", "Dropout", 0.0, 1.0, high_open=True)
         self.rng = as_generator(rng)
         self.scale = None  # the cached m / (1 − p), or None in eval mode
+        self.out_shape = self.out_dtype = None
 
     def forward(self, x, mask=None):
         self._check_input(x)
+        self.out_shape, self.out_dtype = x.shape, x.dtype
         if not self.training or self.p == 0.0:
             self.scale = None
             return x
@@ -44,6 +45,8 @@ class Dropout(Module):
         return x * self.scale
 
     def backward(self, dy):
+        self._require_cache("out_shape")
+        self._check_dy(dy, self.out_shape, self.out_dtype)
         return dy if self.scale is None else dy * self.scale
 
     def extra_repr(self):
@@ -60,13 +63,13 @@ class GaussianNoise(Module):
 
     def __init__(self, std: float = 0.1, rng=None):
         super().__init__()
-        if std < 0:
-            raise ValueError(f"GaussianNoise: std must be >= 0, got {std}")
-        self.std = float(std)
+        self.std = real(std, "std", "GaussianNoise", low=0.0)
         self.rng = as_generator(rng)
+        self.out_shape = self.out_dtype = None
 
     def forward(self, x, noise=None):
         self._check_input(x)
+        self.out_shape, self.out_dtype = x.shape, x.dtype
         if not self.training or self.std == 0.0:
             return x
         xp = backend.get_array_module(x)
@@ -77,6 +80,8 @@ class GaussianNoise(Module):
         return x + xp.asarray(noise, dtype=x.dtype) * x.dtype.type(self.std)
 
     def backward(self, dy):
+        self._require_cache("out_shape")
+        self._check_dy(dy, self.out_shape, self.out_dtype)
         return dy
 
     def extra_repr(self):

@@ -1,8 +1,8 @@
 """Fully connected layer."""
 from __future__ import annotations
 
-from .. import backend
-from .init import as_generator, fan_in_bound, uniform_parameter
+from .._checks import boolean, positive_int
+from .init import layer_parameters
 from .module import Module
 
 
@@ -19,19 +19,19 @@ class Linear(Module):
     matrix product per gradient.  With ``needs_input_grad`` False (the first layer of a
     model: x is data) the first product is skipped and backward returns None.
 
-    Init (PyTorch's default): W, b ~ U(-1/√D, 1/√D), drawn from ``rng`` (int seed or Generator).
+    Init, drawn from ``rng`` (int seed or Generator): ``init="pytorch"`` (default) W, b ~
+    U(-1/√D, 1/√D); ``init="keras"`` (or "glorot") W ~ U(-l, l), l = √(6/(D + M)), b = 0
+    (see :mod:`tinyae.nn.init`).
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, rng=None):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, rng=None, init="pytorch"):
         super().__init__()
-        if in_features <= 0 or out_features <= 0:
-            raise ValueError(f"Linear: feature sizes must be positive, got in_features={in_features}, "
-                             f"out_features={out_features}")
+        in_features = positive_int(in_features, "in_features", "Linear")
+        out_features = positive_int(out_features, "out_features", "Linear")
+        bias = boolean(bias, "bias", "Linear")
         self.in_features, self.out_features = in_features, out_features
-        bound = fan_in_bound(in_features)
-        rng = as_generator(rng)  # one stream: an int seed must not restart it for the bias
-        self.weight = uniform_parameter((out_features, in_features), bound, rng)
-        self.bias = uniform_parameter((out_features,), bound, rng) if bias else None
+        self.weight, self.bias = layer_parameters((out_features, in_features), out_features if bias else None,
+                                                  init, rng, f"Linear({in_features}, {out_features})")
         self.x = None
 
     def forward(self, x):
@@ -44,6 +44,7 @@ class Linear(Module):
 
     def backward(self, dy):
         self._require_cache("x")
+        self._check_dy(dy, (self.x.shape[0], self.out_features), self.x.dtype)
         self.weight.grad += dy.T @ self.x
         if self.bias is not None:
             self.bias.grad += dy.sum(axis=0)

@@ -14,6 +14,7 @@ from collections import OrderedDict
 import numpy
 
 from .. import backend
+from .._checks import DTypeError
 
 
 class Parameter:
@@ -22,6 +23,9 @@ class Parameter:
     __slots__ = ("data", "grad")
 
     def __init__(self, data):
+        if not hasattr(data, "dtype") or getattr(data.dtype, "kind", None) != "f":
+            raise DTypeError(f"Parameter: data must be a float array (float32 or float64), got "
+                             f"{getattr(data, 'dtype', type(data).__name__)}")
         xp = backend.get_array_module(data)
         self.data = data
         self.grad = xp.zeros_like(data)
@@ -140,31 +144,32 @@ class Module:
 
     def load_state_dict(self, state, strict: bool = True):
         """Copy arrays (NumPy, CuPy, or anything ``numpy.asarray`` takes, such as
-        ``torch_tensor.numpy()``) into the parameters, checking names and shapes."""
+        ``torch_tensor.numpy()``) into the parameters, checking names, shapes and values.
+
+        Every value is checked before any is copied, so on an error the module is unchanged:
+        a KeyError for missing/unexpected names (``strict``), a ValueError for a wrong shape
+        or values that are NaN/inf or overflow the parameter's dtype, a TypeError for values
+        that are not real numbers (strings, objects, complex numbers)."""
+        where = f"{type(self).__name__}.load_state_dict"
+        if not (hasattr(state, "keys") and hasattr(state, "__getitem__")):
+            raise TypeError(f"{where}: expected a mapping of parameter names to arrays (what "
+                            f"model.state_dict() returns), got {type(state).__name__}")
         own = OrderedDict(self.named_parameters())
         missing = [k for k in own if k not in state]
-        unexpected = [k for k in state if k not in own]
+        unexpected = [k for k in state.keys() if k not in own]
         if strict and (missing or unexpected):
-            raise KeyError(f"{type(self).__name__}.load_state_dict: missing keys {missing}, "
-                           f"unexpected keys {unexpected}")
-        for name, p in own.items():
-            if name not in state:
-                continue
-            value = state[name]
-            shape = tuple(getattr(value, "shape", numpy.shape(value)))
-            if shape != tuple(p.shape):
-                raise ValueError(f"{type(self).__name__}.load_state_dict: parameter {name!r} has shape "
-                                 f"{tuple(p.shape)} but the state holds shape {shape}")
-            xp = backend.get_array_module(p.data)
-            if xp is numpy:
-                p.data[...] = backend.to_numpy(value).astype(p.dtype, copy=False)
-            else:
-                p.data[...] = xp.asarray(value, dtype=p.dtype)
+            raise KeyError(f"{where}: missing keys {missing}, unexpected keys {unexpected}")
+        staged = [(p, _converted(where, name, state[name], p)) for name, p in own.items() if name in state]
+        for p, value in staged:
+            p.data[...] = value
         return self
 
     def to(self, backend_name: str | None = None, dtype=None):
         """Move every parameter to ``backend_name`` ("numpy"/"cupy") and/or cast to ``dtype``.
         Gradients are reset to zero.  Returns ``self``."""
+        if dtype is not None and numpy.dtype(dtype).kind != "f":
+            raise DTypeError(f"{type(self).__name__}.to: dtype must be a float type (float32 or "
+                             f"float64), got {numpy.dtype(dtype)}")
         for m in self.modules():
             for name, p in m._parameters.items():
                 data = p.data
@@ -193,19 +198,22 @@ class Module:
         parameters' device.  (Called on every forward: the happy path builds no strings.)"""
         dtype = getattr(x, "dtype", None)
         if dtype is None or not hasattr(x, "shape"):
-            raise ValueError(f"{self!r} expected an array as {what}, got {type(x).__name__}")
+            raise DTypeError(f"{self!r} expected an array as {what}, got {type(x).__name__}")
         if dtype.kind != "f":
-            raise ValueError(f"{self!r} expected a floating-point {what} (float32 or float64), got dtype "
+            raise DTypeError(f"{self!r} expected a floating-point {what} (float32 or float64), got dtype "
                              f"{dtype}; convert with x.astype('float32')")
         if ndim is not None and x.ndim != ndim:
             raise ValueError(f"{self!r} expected a {ndim}-D {what}, got shape {tuple(x.shape)}")
+        if x.ndim and not x.shape[0]:  # an empty batch: NaN means and reshape errors further on
+            raise ValueError(f"{self!r} expected a non-empty batch as {what} (N >= 1 along axis 0), "
+                             f"got shape {tuple(x.shape)}")
         if shape_tail is not None and tuple(x.shape[-len(shape_tail):]) != tuple(shape_tail):
             raise ValueError(f"{self!r} expected {what} of shape (N, {', '.join(map(str, shape_tail))}), "
                              f"got {tuple(x.shape)}")
         if self._parameters:
             p = next(iter(self._parameters.values())).data
             if dtype != p.dtype:
-                raise ValueError(f"{self!r} expected {what} of dtype {p.dtype} (its parameters' dtype), got "
+                raise DTypeError(f"{self!r} expected {what} of dtype {p.dtype} (its parameters' dtype), got "
                                  f"{dtype}; cast the input or call .to(dtype={dtype.name!r}) on the model")
             if type(x) is not type(p) and backend.get_array_module(x) is not backend.get_array_module(p):
                 raise ValueError(f"{self!r}: {what} and parameters live on different devices; move the "
@@ -214,6 +222,14 @@ class Module:
     def _require_cache(self, attr):
         if getattr(self, attr, None) is None:
             raise RuntimeError(f"{self!r}: backward called before forward")
+
+    def _check_dy(self, dy, shape, dtype):
+        """Raise unless ``dy`` = dL/d(output) has the ``shape`` and ``dtype`` of the last forward's
+        output (no silent broadcasting, no float64 gradient into a float32 layer).  Called on
+        every backward: the happy path is two comparisons and builds no strings."""
+        dy_dtype = getattr(dy, "dtype", None)
+        if getattr(dy, "shape", None) != shape or dy_dtype is None or dy_dtype != dtype:
+            _bad_dy(self, dy, tuple(shape), dtype)
 
     def extra_repr(self) -> str:
         return ""
@@ -279,3 +295,52 @@ class Sequential(Module):
             if next(m.named_parameters(), None) is not None:
                 break
         return self
+
+
+def _bad_dy(layer, dy, shape, dtype):
+    expected = (f"{layer!r}.backward expected dy = dL/d(output) with its forward output's shape {shape} "
+                f"and dtype {dtype}")
+    if not (hasattr(dy, "shape") and hasattr(dy, "dtype")):
+        raise DTypeError(f"{expected}, got {type(dy).__name__}")
+    got = f"got shape {tuple(dy.shape)} and dtype {dy.dtype}"
+    if tuple(dy.shape) != shape:
+        raise ValueError(f"{expected}; {got}")
+    raise DTypeError(f"{expected}; {got}" + (f"; cast with dy.astype('{dtype}')" if dy.dtype.kind in "fiub" else ""))
+
+
+def _converted(where, name, value, p):
+    """``value`` checked and converted to parameter ``p``'s dtype on its device (see load_state_dict)."""
+    host = backend.get_array_module(value) is numpy
+    if host:
+        try:
+            value = numpy.asarray(value)
+        except (TypeError, ValueError) as exc:  # e.g. a ragged nested list
+            raise TypeError(f"{where}: parameter {name!r}: the value does not convert to an array "
+                            f"({exc}); expected an array of shape {tuple(p.shape)}") from None
+    kind = value.dtype.kind
+    if kind == "c":
+        raise TypeError(f"{where}: parameter {name!r} holds complex values (dtype {value.dtype}); "
+                        f"expected real numbers for a {p.dtype} parameter")
+    if kind not in "biuf":
+        raise TypeError(f"{where}: parameter {name!r} holds {value.dtype} values, not numbers; "
+                        f"expected a real array of shape {tuple(p.shape)} convertible to {p.dtype}")
+    shape = tuple(value.shape)
+    if shape != tuple(p.shape):
+        raise ValueError(f"{where}: parameter {name!r} has shape {tuple(p.shape)} but the state holds "
+                         f"shape {shape}")
+    xp = backend.get_array_module(p.data)
+    with numpy.errstate(over="ignore", invalid="ignore"):
+        if xp is numpy:
+            out = backend.to_numpy(value).astype(p.dtype)
+        else:
+            out = xp.asarray(value, dtype=p.dtype)
+    if kind == "f" and not bool(xp.isfinite(out).all()):
+        source = backend.get_array_module(value)
+        if bool(source.isfinite(value).all()):
+            big = float(source.abs(value).max())
+            raise ValueError(f"{where}: parameter {name!r} holds values up to {big:.3g} in magnitude, which "
+                             f"overflow {p.dtype} (largest {float(numpy.finfo(p.dtype).max):.3g}); "
+                             "convert the model with .double() or rescale the values")
+        raise ValueError(f"{where}: parameter {name!r} holds NaN or infinite values; expected finite "
+                         f"numbers (was the state saved from a model that diverged?)")
+    return out

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+from .._checks import positive_int
 from .module import Module
 
 
@@ -11,17 +12,19 @@ class Flatten(Module):
 
     def __init__(self):
         super().__init__()
-        self.in_shape = None
+        self.in_shape = self.out_shape = self.out_dtype = None
 
     def forward(self, x):
-        self._check_input(x)
-        if x.ndim < 1:
+        if getattr(x, "ndim", 1) < 1:
             raise ValueError("Flatten() expected an input with a batch axis, got a 0-d array")
-        self.in_shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        self._check_input(x)
+        y = x.reshape(x.shape[0], -1)
+        self.in_shape, self.out_shape, self.out_dtype = x.shape, y.shape, x.dtype
+        return y
 
     def backward(self, dy):
         self._require_cache("in_shape")
+        self._check_dy(dy, self.out_shape, self.out_dtype)
         return dy.reshape(self.in_shape)
 
 
@@ -33,10 +36,11 @@ class Reshape(Module):
         super().__init__()
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        if not shape or any(int(s) <= 0 for s in shape):
-            raise ValueError(f"Reshape: target shape must be positive integers, got {shape}")
-        self.shape = tuple(int(s) for s in shape)
-        self.in_shape = None
+        if not shape:
+            raise ValueError("Reshape: give the target shape per sample, e.g. Reshape(16, 7, 7); got none")
+        self.shape = tuple(positive_int(s, f"target shape {shape}: size {i}", "Reshape")
+                           for i, s in enumerate(shape))
+        self.in_shape = self.out_shape = self.out_dtype = None
 
     def forward(self, x):
         self._check_input(x)
@@ -44,11 +48,13 @@ class Reshape(Module):
         if size != math.prod(self.shape):
             raise ValueError(f"{self!r} expected {math.prod(self.shape)} features per sample, "
                              f"got input of shape {tuple(x.shape)} ({size} per sample)")
-        self.in_shape = x.shape
-        return x.reshape((x.shape[0],) + self.shape)
+        y = x.reshape((x.shape[0],) + self.shape)
+        self.in_shape, self.out_shape, self.out_dtype = x.shape, y.shape, x.dtype
+        return y
 
     def backward(self, dy):
         self._require_cache("in_shape")
+        self._check_dy(dy, self.out_shape, self.out_dtype)
         return dy.reshape(self.in_shape)
 
     def extra_repr(self):
