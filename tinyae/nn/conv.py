@@ -10,7 +10,7 @@ from __future__ import annotations
 import numbers
 
 from . import functional as Fn
-from .init import as_generator, fan_in_bound, uniform_parameter
+from .init import layer_parameters
 from .module import Module
 
 
@@ -48,10 +48,12 @@ class Conv2d(Module):
     Arguments: kernel_size, stride, padding are ints or pairs; ``padding="same"`` (stride 1
     only) keeps H×W, padding an even kernel asymmetrically like Keras (one more row/column at
     the bottom/right); ``padding="valid"`` means 0.
-    Init (PyTorch's default): w, b ~ U(-1/√fan_in, 1/√fan_in), fan_in = C*KH*KW, from ``rng``.
+    Init, from ``rng``: ``init="pytorch"`` (default) w, b ~ U(-1/√fan_in, 1/√fan_in), fan_in = C*KH*KW;
+    ``init="keras"``/"glorot": w ~ U(-l, l), l = √(6/(fan_in + fan_out)), fan_out = F*KH*KW, b = 0.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, rng=None):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, rng=None,
+                 init="pytorch"):
         super().__init__()
         name = f"Conv2d({in_channels}, {out_channels}, kernel_size={kernel_size!r})"
         _channels(name, in_channels, out_channels)
@@ -61,9 +63,8 @@ class Conv2d(Module):
         self.padding = padding if isinstance(padding, str) else Fn.pair(padding, "padding", name)
         self.pads = Fn.resolve_padding(padding, self.kernel_size, self.stride, name)  # (PT, PB, PL, PR)
         kh, kw = self.kernel_size
-        bound, rng = fan_in_bound(in_channels * kh * kw), as_generator(rng)  # one stream for w and b
-        self.weight = uniform_parameter((out_channels, in_channels, kh, kw), bound, rng)
-        self.bias = uniform_parameter((out_channels,), bound, rng) if bias else None
+        self.weight, self.bias = layer_parameters((out_channels, in_channels, kh, kw),
+                                                  out_channels if bias else None, init, rng, name)
         self.x = None  # cached input in CHWN order (C, H, W, N)
 
     def output_size(self, h, w):
@@ -125,12 +126,13 @@ class ConvTranspose2d(Module):
         dL/db = Σ_{n, oh, ow} dy[n, f, oh, ow]                                        (F,)
     (dL/dx is skipped, and backward returns None, when ``needs_input_grad`` is False.)
 
-    Init (PyTorch's default): w, b ~ U(-1/√fan_in, 1/√fan_in) with fan_in computed from the
-    weight's second axis as PyTorch does: fan_in = F*KH*KW.
+    Init, from ``rng``: ``init="pytorch"`` (default) w, b ~ U(-1/√fan_in, 1/√fan_in) with fan_in
+    computed from the weight's second axis as PyTorch does: fan_in = F*KH*KW; ``init="keras"``/
+    "glorot": w ~ U(-l, l), l = √(6/(fan_in + fan_out)), fan_out = C*KH*KW, b = 0.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
-                 bias=True, rng=None):
+                 bias=True, rng=None, init="pytorch"):
         super().__init__()
         name = f"ConvTranspose2d({in_channels}, {out_channels}, kernel_size={kernel_size!r})"
         _channels(name, in_channels, out_channels)
@@ -148,9 +150,8 @@ class ConvTranspose2d(Module):
         ph, pw = self.padding
         self.pads = (ph, ph, pw, pw)
         kh, kw = self.kernel_size
-        bound, rng = fan_in_bound(out_channels * kh * kw), as_generator(rng)  # one stream for w and b
-        self.weight = uniform_parameter((in_channels, out_channels, kh, kw), bound, rng)
-        self.bias = uniform_parameter((out_channels,), bound, rng) if bias else None
+        self.weight, self.bias = layer_parameters((in_channels, out_channels, kh, kw),
+                                                  out_channels if bias else None, init, rng, name)
         self.x2 = None  # cached input in CHWN order, (C, H*W*N)
 
     def output_size(self, h, w):
