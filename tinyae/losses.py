@@ -155,8 +155,11 @@ class GaussianKL(Loss):
         xp = get_array_module(mean)
         var = xp.exp(logvar)
         self._cache = (mean, var)
-        total = -0.5 * (1 + logvar - mean * mean - var).sum()
-        return total / mean.shape[0] if self.reduction == "mean" else total
+        # NumPy scalars, not Python numbers: on NumPy 1.x a float32 scalar times a Python
+        # float (or over a Python int) is promoted to float64.
+        half, n = mean.dtype.type(0.5), mean.dtype.type(mean.shape[0])
+        total = -half * (1 + logvar - mean * mean - var).sum()
+        return total / n if self.reduction == "mean" else total
 
     def _backward(self):
         mean, var = self._cache
