@@ -20,7 +20,7 @@ instead, which is steadier when other processes share the cores.  "im2col MiB" i
 matrix (C*KH*KW rows of OH*OW*N numbers) of the convolution; for ConvTranspose2d, of the
 im2col of dy in its backward (its forward's GEMM output before col2im has the same size).
 "band MiB" is what is really allocated at a time: im2col is built a band of output rows
-at a time (``functional.BAND_BYTES``), so the whole matrix never exists at once.
+at a time (``tinyae.nn._conv_engine.BAND_BYTES``), so the whole matrix never exists at once.
 """
 from __future__ import annotations
 
@@ -50,9 +50,14 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from tinyae import backend  # noqa: E402
-from tinyae.nn import functional as Fn  # noqa: E402
+from tinyae.nn import _conv_engine as engine  # noqa: E402
 from tinyae.nn.conv import Conv2d, ConvTranspose2d  # noqa: E402
 from tinyae.nn.pooling import AvgPool2d, MaxPool2d, MaxUnpool2d, Upsample  # noqa: E402
+
+
+def im2col_nbytes(c, kh, kw, oh, ow, n, dtype) -> int:
+    """Bytes of an im2col matrix of C*KH*KW rows and OH*OW*N columns."""
+    return int(c * kh * kw * oh * ow * n * np.dtype(dtype).itemsize)
 
 
 def limit_threads(n):
@@ -148,9 +153,9 @@ def bench_one(spec, args, rng):
     mb = band = None
     if cols_shape:
         c, kh, kw, oh, ow, n = cols_shape
-        mb = Fn.im2col_nbytes(*cols_shape, dtype) / 2**20
-        r0, r1 = Fn.row_bands(oh, Fn.im2col_nbytes(c, kh, kw, 1, ow, n, dtype))[0]
-        band = Fn.im2col_nbytes(c, kh, kw, r1 - r0, ow, n, dtype) / 2**20
+        mb = im2col_nbytes(*cols_shape, dtype) / 2**20
+        r0, r1 = engine.row_bands(oh, im2col_nbytes(c, kh, kw, 1, ow, n, dtype))[0]
+        band = im2col_nbytes(c, kh, kw, r1 - r0, ow, n, dtype) / 2**20
     return name, shape, ms_ours, ms_torch, best_ratio, mb, band
 
 

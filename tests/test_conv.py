@@ -5,11 +5,12 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-import reference_conv as ref
 from tinyae import backend
 from tinyae.gradcheck import check_module
-from tinyae.nn import functional as Fn
+from tinyae.nn import _conv_engine as engine
+from tinyae.nn import reference as ref
 from tinyae.nn.conv import Conv2d, ConvTranspose2d
+from tinyae.nn.im2col import same_padding
 
 RTOL, ATOL = 1e-6, 1e-9
 
@@ -163,11 +164,16 @@ def test_both_input_gradient_routes_agree(f, c):
     w = rng.standard_normal((f, c, 3, 2))
     pads, (h, wd) = (1, 0, 0, 1), (5, 4)
     oh, ow = h + 1 - 3 + 1, wd + 1 - 2 + 1
-    dy2 = rng.standard_normal((f, oh * ow * 2))
-    got = Fn.conv2d_backward_data(dy2, w, (oh, ow), (h, wd), (1, 1), pads)
-    dcols = (w.reshape(f, -1).T @ dy2).reshape(c, 3, 2, oh, ow, 2)
-    via_col2im = Fn.col2im(dcols, (1, 1), out=np.zeros((c, h + 1, wd + 1, 2)))[:, 1:1 + h, 0:wd]
+    dy_cols = rng.standard_normal((f, oh * ow * 2))
+    route = engine.conv2d_route(f, c, (3, 2), (1, 1), pads)
+    assert route == (engine.FLIPPED if f < c else engine.IM2COL)
+    got = engine.conv2d_backward_data(dy_cols, w, (oh, ow), (h, wd), (1, 1), pads, route)
+    dcols = (w.reshape(f, -1).T @ dy_cols).reshape(c, 3, 2, oh, ow, 2)
+    via_col2im = engine.col2im_chwn(dcols, (1, 1), out=np.zeros((c, h + 1, wd + 1, 2)))[:, 1:1 + h, 0:wd]
     np.testing.assert_allclose(got, via_col2im, rtol=RTOL, atol=ATOL)
+    for forced in (engine.FLIPPED, engine.IM2COL):   # either route is right whatever F and C
+        np.testing.assert_allclose(engine.conv2d_backward_data(dy_cols, w, (oh, ow), (h, wd), (1, 1), pads, forced),
+                                   via_col2im, rtol=RTOL, atol=ATOL)
 
 
 @pytest.mark.parametrize("f, c, kernel, pads", [(1, 3, (3, 2), (1, 0, 0, 1)), (2, 5, (4, 4), (1, 2, 1, 2)),
@@ -180,19 +186,20 @@ def test_flipped_route_forward_and_weight_gradient_match_im2col(f, c, kernel, pa
     (kh, kw), (h, wd), n = kernel, (5, 6), 3
     w = rng.standard_normal((f, c, kh, kw))
     x = rng.standard_normal((c, h, wd, n))
-    xpad = Fn.pad_chwn(x, pads)
+    xpad = engine.pad_chwn(x, pads)
     oh, ow = xpad.shape[1] - kh + 1, xpad.shape[2] - kw + 1
-    dy2 = rng.standard_normal((f, oh * ow * n))
-    assert Fn._flipped_route(f, c, kernel, (1, 1), pads)
-    y = Fn.conv2d_forward(x, w, (1, 1), pads, (oh, ow))            # via col2im on this route
-    np.testing.assert_allclose(y, Fn.conv2d_chwn(xpad, w, (1, 1), (oh, ow))[0], rtol=RTOL, atol=ATOL)
-    dx, dw = Fn.conv2d_backward(x, dy2, w, (1, 1), pads, (oh, ow))
-    dw_plain = Fn.conv2d_backward_weight(xpad, dy2, kernel, (1, 1), (oh, ow))
+    dy_cols = rng.standard_normal((f, oh * ow * n))
+    route = engine.conv2d_route(f, c, kernel, (1, 1), pads)
+    assert route == engine.FLIPPED
+    y = engine.conv2d_forward(x, w, (1, 1), pads, (oh, ow), route)            # via col2im on this route
+    np.testing.assert_allclose(y, engine.conv2d_chwn(xpad, w, (1, 1), (oh, ow))[0], rtol=RTOL, atol=ATOL)
+    dx, dw = engine.conv2d_backward(x, dy_cols, w, (1, 1), pads, (oh, ow), route)
+    dw_plain = engine.conv2d_backward_weight(xpad, dy_cols, kernel, (1, 1), (oh, ow))
     np.testing.assert_allclose(dw, dw_plain, rtol=RTOL, atol=ATOL)
-    dcols = (w.reshape(f, -1).T @ dy2).reshape(c, kh, kw, oh, ow, n)
-    dxpad = Fn.col2im(dcols, (1, 1), out=np.zeros(xpad.shape))
+    dcols = (w.reshape(f, -1).T @ dy_cols).reshape(c, kh, kw, oh, ow, n)
+    dxpad = engine.col2im_chwn(dcols, (1, 1), out=np.zeros(xpad.shape))
     np.testing.assert_allclose(dx, dxpad[:, pads[0]:pads[0] + h, pads[2]:pads[2] + wd], rtol=RTOL, atol=ATOL)
-    _, dw_only = Fn.conv2d_backward(x, dy2, w, (1, 1), pads, (oh, ow), need_dx=False)
+    _, dw_only = engine.conv2d_backward(x, dy_cols, w, (1, 1), pads, (oh, ow), route, need_dx=False)
     np.testing.assert_allclose(dw_only, dw_plain, rtol=RTOL, atol=ATOL)
 
 
@@ -210,9 +217,9 @@ def test_bands_give_the_same_numbers(monkeypatch, band_bytes, layer, shape):
     y = whole(x)
     dy = np.random.default_rng(1).standard_normal(y.shape)
     dx = whole.backward(dy)
-    monkeypatch.setattr(Fn, "BAND_BYTES", band_bytes)
-    splits, row_bands = [], Fn.row_bands
-    monkeypatch.setattr(Fn, "row_bands", lambda oh, nbytes: splits.append(row_bands(oh, nbytes)) or splits[-1])
+    monkeypatch.setattr(engine, "BAND_BYTES", band_bytes)
+    splits, row_bands = [], engine.row_bands
+    monkeypatch.setattr(engine, "row_bands", lambda oh, nbytes: splits.append(row_bands(oh, nbytes)) or splits[-1])
     banded = layer().double()
     np.testing.assert_allclose(banded(x), y, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(banded.backward(dy), dx, rtol=1e-12, atol=1e-12)
@@ -221,10 +228,10 @@ def test_bands_give_the_same_numbers(monkeypatch, band_bytes, layer, shape):
 
 
 def test_row_bands_cover_the_rows_once():
-    assert Fn.row_bands(5, Fn.BAND_BYTES) == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]
-    assert Fn.row_bands(5, Fn.BAND_BYTES // 2) == [(0, 2), (2, 4), (4, 5)]
-    assert Fn.row_bands(5, 1) == [(0, 5)]
-    assert Fn.band_input_rows(2, 4, kh=3, sh=2) == slice(4, 9)
+    assert engine.row_bands(5, engine.BAND_BYTES) == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]
+    assert engine.row_bands(5, engine.BAND_BYTES // 2) == [(0, 2), (2, 4), (4, 5)]
+    assert engine.row_bands(5, 1) == [(0, 5)]
+    assert engine.band_input_rows(2, 4, kh=3, sh=2) == slice(4, 9)
 
 
 # ---------------------------------------------------------------------------
@@ -270,7 +277,7 @@ def test_same_padding_builds_the_tutorial_6x6_and_7x7_convolutions():
     x = np.zeros((1, 1, 28, 28), np.float32)
     assert Conv2d(1, 4, 6, padding="same", rng=0)(x).shape == (1, 4, 28, 28)
     assert Conv2d(1, 4, 7, padding="same", rng=0)(x).shape == (1, 4, 28, 28)
-    assert Fn.same_padding(6, 7) == (2, 3, 3, 3)
+    assert same_padding(6, 7) == (2, 3, 3, 3)
 
 
 def test_valid_padding_is_zero():

@@ -1,15 +1,24 @@
 """Convolution layers: Conv2d (to downsample with a stride) and ConvTranspose2d (to upsample).
 
-The two are adjoint: the forward of one is the input gradient (backward-data) of the
-other, so both are assembled from the same three kernels in :mod:`.functional`
-(``conv2d_chwn``, ``conv2d_backward_data``, ``conv2d_backward_weight``; Conv2d reaches them
-through ``conv2d_forward`` / ``conv2d_backward``, which choose the cheaper route).
+Reading order, from the definition to the code that runs:
+
+1. ``tinyae.nn.reference``: ``conv2d``, ``conv_transpose2d`` and their backward passes as
+   plain loops over output pixels (NCHW, float64) — the definition.
+2. ``tinyae.nn.im2col``: the same as whole-matrix products, ``y = W · im2col(x)``,
+   ``dW = dy · colsᵀ``, ``dx = col2im(Wᵀ · dy)`` (docs/backprop.md derives each line).
+3. ``tinyae.nn._conv_engine``: what these layers call — the same products in a batch-last
+   layout, a band of rows at a time, with reused buffers and the flipped-kernel route.
+
+tests/test_conv_levels.py checks the three against each other.  The two layers are adjoint:
+the forward of one is the input gradient of the other, so both are assembled from the same
+engine functions.
 """
 from __future__ import annotations
 
 import numbers
 
-from . import functional as Fn
+from . import _conv_engine as engine
+from .im2col import check_positive, conv_output_size, pair, resolve_padding
 from .init import layer_parameters
 from .module import Module
 
@@ -23,6 +32,11 @@ def _channels(layer, in_channels, out_channels):
 class Conv2d(Module):
     r"""2-D convolution (cross-correlation, as in every deep-learning library), NCHW.
 
+    Reading order: ``tinyae.nn.reference.conv2d`` / ``conv2d_backward`` (loops, the
+    definition) → ``tinyae.nn.im2col.conv2d_forward`` / ``conv2d_backward`` (the matrix
+    products below) → ``tinyae.nn._conv_engine.conv2d_forward`` / ``conv2d_backward`` (what
+    this layer runs).
+
     Shapes: x (N, C, H, W), weight (F, C, KH, KW) as in PyTorch, bias (F,), y (N, F, OH, OW),
     with the input zero-padded to (Hp, Wp) = (PT+H+PB, PL+W+PR) and
     OH = (Hp - KH) // SH + 1, OW = (Wp - KW) // SW + 1.
@@ -31,10 +45,11 @@ class Conv2d(Module):
         y[n, f, oh, ow] = b[f] + Σ_{c, i, j} w[f, c, i, j] · xpad[n, c, SH*oh + i, SW*ow + j]
     computed as a matrix product over the im2col matrix
         cols (C*KH*KW, OH*OW*N),   y = w.reshape(F, C*KH*KW) @ cols + b
-    (with the batch moved last; built and multiplied a band of output rows at a time so that
-    it stays in cache, see ``functional.im2col_bands``).  With stride 1 and F < C the same y is
-    computed as the transposed convolution of x with the flipped kernel, which needs a buffer
-    C/F times smaller (``functional.conv2d_forward``; docs/backprop.md, "the flipped route").
+    (in the engine with the batch moved last, built and multiplied a band of output rows at a
+    time so that it stays in cache).  With stride 1 and F < C the same y is computed as the
+    transposed convolution of x with the flipped kernel, which needs a buffer C/F times
+    smaller (``self.route`` is "flipped"; decided once, in the constructor, by
+    ``_conv_engine.conv2d_route``; docs/backprop.md, "the flipped route").
 
     Backward, given dy = dL/dy (N, F, OH, OW), as (F, OH*OW*N):
         dL/db = Σ_{n, oh, ow} dy[n, f, oh, ow]                               (F,)
@@ -42,8 +57,9 @@ class Conv2d(Module):
         dL/dx = col2im(w.reshape(F, C*KH*KW)ᵀ @ dy) without the padding      (N, C, H, W)
     The last line is a transposed convolution of dy with the same weight (docs/backprop.md);
     it is skipped (backward returns None) when ``needs_input_grad`` is False.  With stride 1
-    and F < C both gradients come from one smaller im2col, of dy (``functional.conv2d_backward``).
-    Forward caches the input (in CHWN order); backward rebuilds the im2col bands from it.
+    and F < C both gradients come from one smaller im2col, of dy.
+    Forward caches the unpadded input (in CHWN order, ``x_chwn``); backward rebuilds the im2col
+    bands from it.
 
     Arguments: kernel_size, stride, padding are ints or pairs; ``padding="same"`` (stride 1
     only) keeps H×W, padding an even kernel asymmetrically like Keras (one more row/column at
@@ -58,45 +74,47 @@ class Conv2d(Module):
         name = f"Conv2d({in_channels}, {out_channels}, kernel_size={kernel_size!r})"
         _channels(name, in_channels, out_channels)
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = Fn.check_positive(Fn.pair(kernel_size, "kernel_size", name), "kernel_size", name)
-        self.stride = Fn.check_positive(Fn.pair(stride, "stride", name), "stride", name)
-        self.padding = padding if isinstance(padding, str) else Fn.pair(padding, "padding", name)
-        self.pads = Fn.resolve_padding(padding, self.kernel_size, self.stride, name)  # (PT, PB, PL, PR)
+        self.kernel_size = check_positive(pair(kernel_size, "kernel_size", name), "kernel_size", name)
+        self.stride = check_positive(pair(stride, "stride", name), "stride", name)
+        self.padding = padding if isinstance(padding, str) else pair(padding, "padding", name)
+        self.pads = resolve_padding(padding, self.kernel_size, self.stride, name)  # (PT, PB, PL, PR)
+        self.route = engine.conv2d_route(out_channels, in_channels, self.kernel_size, self.stride, self.pads)
         kh, kw = self.kernel_size
         self.weight, self.bias = layer_parameters((out_channels, in_channels, kh, kw),
                                                   out_channels if bias else None, init, rng, name)
-        self.x = None  # cached input in CHWN order (C, H, W, N)
+        self.x_chwn = None  # cached input in CHWN order (C, H, W, N)
 
     def output_size(self, h, w):
         """(OH, OW) for an H×W input, or a ValueError if the kernel does not fit."""
-        return Fn.conv_output_size(repr(self), (h, w), self.kernel_size, self.stride, self.pads)
+        return conv_output_size(repr(self), (h, w), self.kernel_size, self.stride, self.pads)
 
     def forward(self, x):
         n, c, h, w = _check_nchw(self, x)
         oh, ow = self.output_size(h, w)
-        self.x = Fn.to_chwn(x)                                            # (C, H, W, N)
-        y = Fn.conv2d_forward(self.x, self.weight.data, self.stride, self.pads, (oh, ow))  # (F, OH*OW*N)
+        self.x_chwn = engine.to_chwn(x)                                   # (C, H, W, N)
+        y_cols = engine.conv2d_forward(self.x_chwn, self.weight.data, self.stride, self.pads, (oh, ow),
+                                       self.route)                        # (F, OH*OW*N)
         if self.bias is not None:
-            y += self.bias.data[:, None]
+            y_cols += self.bias.data[:, None]
         self.out_hw = (oh, ow)
-        return Fn.from_chwn(y.reshape(self.out_channels, oh, ow, n))     # (N, F, OH, OW)
+        return engine.from_chwn(y_cols.reshape(self.out_channels, oh, ow, n))   # (N, F, OH, OW)
 
     def backward(self, dy):
-        self._require_cache("x")
+        self._require_cache("x_chwn")
         f, (oh, ow) = self.out_channels, self.out_hw
-        n = self.x.shape[3]
+        n = self.x_chwn.shape[3]
         if tuple(dy.shape) != (n, f, oh, ow):
             raise ValueError(f"{self!r}.backward expected dy of shape {(n, f, oh, ow)}, got {tuple(dy.shape)}")
-        dy2 = Fn.to_chwn(dy).reshape(f, -1)                               # (F, OH*OW*N)
-        dx, dw = Fn.conv2d_backward(self.x, dy2, self.weight.data, self.stride, self.pads, self.out_hw,
-                                    need_dx=self.needs_input_grad)
-        self.weight.grad += dw.reshape(self.weight.shape)
+        dy_cols = engine.to_chwn(dy).reshape(f, -1)                       # (F, OH*OW*N)
+        dx_chwn, dw_mat = engine.conv2d_backward(self.x_chwn, dy_cols, self.weight.data, self.stride, self.pads,
+                                                 self.out_hw, self.route, need_dx=self.needs_input_grad)
+        self.weight.grad += dw_mat.reshape(self.weight.shape)
         if self.bias is not None:
-            self.bias.grad += dy2.sum(axis=1)
-        return None if dx is None else Fn.from_chwn(dx)                   # (N, C, H, W)
+            self.bias.grad += dy_cols.sum(axis=1)
+        return None if dx_chwn is None else engine.from_chwn(dx_chwn)     # (N, C, H, W)
 
     def _moved(self):
-        self.x = None
+        self.x_chwn = None
 
     def extra_repr(self):
         padding = "" if self.padding in ((0, 0), "valid") else f", padding={self.padding!r}"
@@ -105,6 +123,11 @@ class Conv2d(Module):
 
 class ConvTranspose2d(Module):
     r"""2-D transposed convolution ("deconvolution"), NCHW: the adjoint of Conv2d.
+
+    Reading order: ``tinyae.nn.reference.conv_transpose2d`` / ``conv_transpose2d_backward``
+    (loops, the definition) → ``tinyae.nn.im2col.conv_transpose2d_forward`` / ``..._backward``
+    (``y = col2im(Wᵀ · x)``) → ``tinyae.nn._conv_engine.conv2d_backward_data`` /
+    ``conv2d_chwn`` (what this layer runs).
 
     Shapes: x (N, C, H, W) with C = in_channels, weight (C, F, KH, KW) as in PyTorch
     (F = out_channels), bias (F,), y (N, F, OH, OW) with
@@ -115,7 +138,7 @@ class ConvTranspose2d(Module):
         ypad[n, f, SH*h + i, SW*w + j] += Σ_c x[n, c, h, w] · w[c, f, i, j]
         y = ypad[:, :, PH:PH+OH, PW:PW+OW] + b[f]
     This is exactly dL/dx of ``Conv2d(F, C, kernel, stride, padding)`` with weight w, and is
-    computed by the same code (``conv2d_backward_data``: a GEMM, then col2im).
+    computed by the same code (``_conv_engine.conv2d_backward_data``: a GEMM, then col2im).
     ``output_padding`` (< stride) only adds rows/columns at the bottom/right, so that the
     output size can be any of the sizes a stride-S convolution maps to H.
 
@@ -137,22 +160,24 @@ class ConvTranspose2d(Module):
         name = f"ConvTranspose2d({in_channels}, {out_channels}, kernel_size={kernel_size!r})"
         _channels(name, in_channels, out_channels)
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = Fn.check_positive(Fn.pair(kernel_size, "kernel_size", name), "kernel_size", name)
-        self.stride = Fn.check_positive(Fn.pair(stride, "stride", name), "stride", name)
+        self.kernel_size = check_positive(pair(kernel_size, "kernel_size", name), "kernel_size", name)
+        self.stride = check_positive(pair(stride, "stride", name), "stride", name)
         if isinstance(padding, str):
             raise ValueError(f"{name}: padding must be an int or a pair of ints, got {padding!r}")
-        self.padding = Fn.check_positive(Fn.pair(padding, "padding", name), "padding", name, allow_zero=True)
-        self.output_padding = Fn.check_positive(Fn.pair(output_padding, "output_padding", name),
-                                                "output_padding", name, allow_zero=True)
+        self.padding = check_positive(pair(padding, "padding", name), "padding", name, allow_zero=True)
+        self.output_padding = check_positive(pair(output_padding, "output_padding", name),
+                                             "output_padding", name, allow_zero=True)
         if any(op >= s for op, s in zip(self.output_padding, self.stride)):
             raise ValueError(f"{name}: output_padding {self.output_padding} must be smaller than "
                              f"the stride {self.stride}")
         ph, pw = self.padding
         self.pads = (ph, ph, pw, pw)
+        # the forward is the input gradient of Conv2d(F -> C) with this weight (C, F, KH, KW)
+        self.route = engine.conv2d_route(in_channels, out_channels, self.kernel_size, self.stride, self.pads)
         kh, kw = self.kernel_size
         self.weight, self.bias = layer_parameters((in_channels, out_channels, kh, kw),
                                                   out_channels if bias else None, init, rng, name)
-        self.x2 = None  # cached input in CHWN order, (C, H*W*N)
+        self.x_chwn = None  # cached input in CHWN order (C, H, W, N)
 
     def output_size(self, h, w):
         """(OH, OW) for an H×W input, or a ValueError if that is not positive."""
@@ -166,37 +191,39 @@ class ConvTranspose2d(Module):
     def forward(self, x):
         n, c, h, w = _check_nchw(self, x)
         oh, ow = self.output_size(h, w)
-        self.x2 = Fn.to_chwn(x).reshape(c, -1)                            # (C, H*W*N)
+        self.x_chwn = engine.to_chwn(x)                                   # (C, H, W, N)
         self.in_hw, self.out_hw = (h, w), (oh, ow)
         # the input gradient of Conv2d(F -> C) whose output is our input x
-        y = Fn.conv2d_backward_data(self.x2, self.weight.data, (h, w), (oh, ow), self.stride, self.pads)
-        y = Fn.from_chwn(y)                                               # (N, F, OH, OW)
+        y_chwn = engine.conv2d_backward_data(self.x_chwn.reshape(c, -1), self.weight.data, (h, w), (oh, ow),
+                                             self.stride, self.pads, self.route)
+        y = engine.from_chwn(y_chwn)                                      # (N, F, OH, OW)
         if self.bias is not None:
             y += self.bias.data[:, None, None]
         return y
 
     def backward(self, dy):
-        self._require_cache("x2")
+        self._require_cache("x_chwn")
         (h, w), (oh, ow) = self.in_hw, self.out_hw
-        n = self.x2.shape[1] // (h * w)
+        n = self.x_chwn.shape[3]
+        x_cols = self.x_chwn.reshape(self.in_channels, -1)                # (C, H*W*N)
         if tuple(dy.shape) != (n, self.out_channels, oh, ow):
             raise ValueError(f"{self!r}.backward expected dy of shape {(n, self.out_channels, oh, ow)}, "
                              f"got {tuple(dy.shape)}")
-        dypad = Fn.to_chwn(dy, self.pads)                                 # (F, OH+2PH, OW+2PW, N)
+        dypad = engine.to_chwn(dy, self.pads)                             # (F, OH+2PH, OW+2PW, N)
         if self.bias is not None:
             self.bias.grad += dy.sum(axis=(0, 2, 3))
         if not self.needs_input_grad:
-            dw = Fn.conv2d_backward_weight(dypad, self.x2, self.kernel_size, self.stride, (h, w))
-            self.weight.grad += dw.reshape(self.weight.shape)
+            dw_mat = engine.conv2d_backward_weight(dypad, x_cols, self.kernel_size, self.stride, (h, w))
+            self.weight.grad += dw_mat.reshape(self.weight.shape)
             return None
         # the forward of Conv2d(F -> C), which reads exactly the H×W windows our forward wrote;
         # from the same im2col of dy: dw = x @ im2col(dypad)ᵀ
-        dx, dw = Fn.conv2d_chwn(dypad, self.weight.data, self.stride, (h, w), dy2=self.x2)
-        self.weight.grad += dw.reshape(self.weight.shape)
-        return Fn.from_chwn(dx.reshape(self.in_channels, h, w, n))        # (N, C, H, W)
+        dx_cols, dw_mat = engine.conv2d_chwn(dypad, self.weight.data, self.stride, (h, w), dy_cols=x_cols)
+        self.weight.grad += dw_mat.reshape(self.weight.shape)
+        return engine.from_chwn(dx_cols.reshape(self.in_channels, h, w, n))   # (N, C, H, W)
 
     def _moved(self):
-        self.x2 = None
+        self.x_chwn = None
 
     def extra_repr(self):
         padding = "" if self.padding == (0, 0) else f", padding={self.padding}"

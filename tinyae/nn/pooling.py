@@ -1,16 +1,19 @@
 """Pooling and upsampling layers, NCHW: MaxPool2d, AvgPool2d (downsample), MaxUnpool2d and
 Upsample (upsample).  None has parameters.
 
-Pooling walks the KH×KW kernel offsets with the same strided-slice loop as im2col
-(:func:`.functional.window_slices`): for offset (i, j), ``xpad[:, :, rows, cols]`` is the
-(N, C, OH, OW) grid of the pixels at position (i, j) of every window.  No loop over pixels.
+Reading order for MaxPool2d and AvgPool2d: ``tinyae.nn.reference.max_pool2d`` /
+``avg_pool2d`` and their ``*_backward`` (one loop per output pixel, the definition) →
+``tinyae.nn.im2col.window_slices`` (the strided-slice loop over kernel offsets that im2col
+uses too) → this file.  There is no separate engine: the loop over the KH×KW offsets below
+already is the fast version.  For offset (i, j), ``xpad[:, :, rows, cols]`` is the
+(N, C, OH, OW) grid of the pixels at position (i, j) of every window; no loop over pixels.
 """
 from __future__ import annotations
 
 import numbers
 
 from ..backend import get_array_module
-from . import functional as Fn
+from .im2col import check_positive, conv_output_size, pad_hw, pair, window_slices
 from .module import Module
 
 
@@ -18,10 +21,10 @@ def _window_args(layer, kernel_size, stride, padding):
     """Set ``layer.kernel_size``, ``.stride`` (default: the kernel) and ``.padding`` as checked
     pairs of ints; returns the layer's name for error messages."""
     name = f"{type(layer).__name__}(kernel_size={kernel_size!r})"
-    layer.kernel_size = Fn.check_positive(Fn.pair(kernel_size, "kernel_size", name), "kernel_size", name)
+    layer.kernel_size = check_positive(pair(kernel_size, "kernel_size", name), "kernel_size", name)
     stride = layer.kernel_size if stride is None else stride
-    layer.stride = Fn.check_positive(Fn.pair(stride, "stride", name), "stride", name)
-    layer.padding = Fn.check_positive(Fn.pair(padding, "padding", name), "padding", name, allow_zero=True)
+    layer.stride = check_positive(pair(stride, "stride", name), "stride", name)
+    layer.padding = check_positive(pair(padding, "padding", name), "padding", name, allow_zero=True)
     return name
 
 
@@ -40,11 +43,11 @@ class _Pool2d(Module):
         self.pads = (ph, ph, pw, pw)
 
     def output_size(self, h, w):
-        return Fn.conv_output_size(repr(self), (h, w), self.kernel_size, self.stride, self.pads)
+        return conv_output_size(repr(self), (h, w), self.kernel_size, self.stride, self.pads)
 
     def _windows(self, out_hw):
         kh, kw = self.kernel_size
-        return enumerate(Fn.window_slices(kh, kw, self.stride, out_hw))
+        return enumerate(window_slices(kh, kw, self.stride, out_hw))
 
     def _crop(self, dxpad, hw):
         """dx without the padding, as a contiguous array."""
@@ -60,6 +63,9 @@ class _Pool2d(Module):
 
 class MaxPool2d(_Pool2d):
     r"""Max over each KH×KW window, windows SH×SW apart, on an input padded with -inf.
+
+    Reading order: ``tinyae.nn.reference.max_pool2d`` / ``max_pool2d_backward`` (loops, the
+    definition) → ``tinyae.nn.im2col.window_slices`` (the offsets loop) → this class.
 
     Shapes: x (N, C, H, W) -> y (N, C, OH, OW), OH = (H + 2PH - KH) // SH + 1 (likewise OW).
 
@@ -85,7 +91,7 @@ class MaxPool2d(_Pool2d):
         xp = get_array_module(x)
         n, c, h, w = x.shape
         oh, ow = self.output_size(h, w)
-        xpad = Fn.pad_nchw(x, self.pads, value=-xp.inf)
+        xpad = pad_hw(x, self.pads, value=-xp.inf)
         kh, kw = self.kernel_size
         y = argmax = better = None
         for k, (i, j, rows, cols) in self._windows((oh, ow)):
@@ -144,6 +150,9 @@ class AvgPool2d(_Pool2d):
     r"""Mean over each KH×KW window of the zero-padded input (PyTorch's default
     ``count_include_pad=True``: the divisor is always KH*KW, padding zeros included).
 
+    Reading order: ``tinyae.nn.reference.avg_pool2d`` / ``avg_pool2d_backward`` (loops, the
+    definition) → ``tinyae.nn.im2col.window_slices`` (the offsets loop) → this class.
+
     Shapes: x (N, C, H, W) -> y (N, C, OH, OW), OH = (H + 2PH - KH) // SH + 1 (likewise OW).
 
     Forward:  y[n, c, oh, ow] = (1 / (KH*KW)) Σ_{i, j} xpad[n, c, SH*oh + i, SW*ow + j]
@@ -160,7 +169,7 @@ class AvgPool2d(_Pool2d):
         self._check_input(x, ndim=4)
         n, c, h, w = x.shape
         oh, ow = self.output_size(h, w)
-        xpad = Fn.pad_nchw(x, self.pads, value=0)
+        xpad = pad_hw(x, self.pads, value=0)
         y = None
         for _, (i, j, rows, cols) in self._windows((oh, ow)):
             if y is None:
@@ -270,7 +279,7 @@ class Upsample(Module):
         if not ok:
             raise ValueError(f"Upsample: scale_factor must be a positive integer or a pair of them, "
                              f"got {scale_factor!r}")
-        self.scale_factor = Fn.check_positive(tuple(int(f) for f in factors), "scale_factor", "Upsample")
+        self.scale_factor = check_positive(tuple(int(f) for f in factors), "scale_factor", "Upsample")
         self.mode = mode
         self.in_shape = None
 

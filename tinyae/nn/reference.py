@@ -1,11 +1,26 @@
-"""Slow, obviously-correct reference implementations (plain loops over output pixels) that
-the fast layers are checked against.  NumPy only, float64, NCHW.
+"""Convolution and pooling, level 1 of 3: the definitions as plain loops over output pixels.
+
+Reading order for the convolution and pooling layers:
+
+1. ``tinyae.nn.reference`` (this file): one loop per output pixel, NCHW, float64, NumPy.
+   Slow and obviously correct: it is the definition that the other two levels are tested
+   against (tests/test_conv_levels.py runs one hypothesis suite over all three).
+2. ``tinyae.nn.im2col``: the same maths as whole-matrix products, ``y = W · im2col(x)``.
+3. ``tinyae.nn._conv_engine``: the fast version the layers run (batch-last layout, bands
+   that stay in cache, reused buffers, the flipped-kernel route).
 
 Every function here follows the definition literally:
     y[n, f, oh, ow] = b[f] + Σ_{c,i,j} w[f, c, i, j] · xpad[n, c, SH*oh + i, SW*ow + j]
-and the backward passes are the same loops with the chain rule applied term by term.
+and the backward passes are the same loops with the chain rule applied term by term: an
+output pixel that read ``xpad[window]`` sends ``dy · (what it multiplied it by)`` back there.
+
+Shapes: x (N, C, H, W), w (F, C, KH, KW) for a convolution and (C, F, KH, KW) for a
+transposed one, pads = (PT, PB, PL, PR), stride = (SH, SW), padding = (PH, PW) symmetric.
 """
 import numpy as np
+
+__all__ = ["pad", "out_size", "conv2d", "conv2d_backward", "conv_transpose2d", "conv_transpose2d_backward",
+           "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"]
 
 
 def pad(x, pads, value=0.0):
@@ -15,6 +30,7 @@ def pad(x, pads, value=0.0):
 
 
 def out_size(hp, wp, kh, kw, sh, sw):
+    """(OH, OW) of KH×KW windows SH, SW apart on an Hp×Wp (padded) input."""
     return (hp - kh) // sh + 1, (wp - kw) // sw + 1
 
 
@@ -116,6 +132,23 @@ def max_pool2d(x, kernel, stride, padding):
     return y, idx
 
 
+def max_pool2d_backward(x, dy, kernel, stride, padding):
+    """dx of max pooling: each window's dy goes to its (first) maximum; overlaps add up."""
+    n, c, h, wd = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    xpad = pad(x, (ph, ph, pw, pw), -np.inf)
+    dxpad = np.zeros_like(xpad)
+    _, _, oh, ow = dy.shape
+    for ni in range(n):
+        for ci in range(c):
+            for r in range(oh):
+                for s in range(ow):
+                    win = xpad[ni, ci, r * sh:r * sh + kh, s * sw:s * sw + kw]
+                    i, j = np.unravel_index(np.argmax(win), win.shape)
+                    dxpad[ni, ci, r * sh + i, s * sw + j] += dy[ni, ci, r, s]
+    return dxpad[:, :, ph:ph + h, pw:pw + wd]
+
+
 def avg_pool2d(x, kernel, stride, padding):
     """Average pooling of the zero-padded input, divisor KH*KW (count_include_pad=True)."""
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
@@ -127,3 +160,15 @@ def avg_pool2d(x, kernel, stride, padding):
         for s in range(ow):
             y[:, :, r, s] = xpad[:, :, r * sh:r * sh + kh, s * sw:s * sw + kw].mean(axis=(2, 3))
     return y
+
+
+def avg_pool2d_backward(x, dy, kernel, stride, padding):
+    """dx of average pooling: every pixel of a window gets 1/(KH*KW) of the window's dy."""
+    n, c, h, wd = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    dxpad = np.zeros((n, c, h + 2 * ph, wd + 2 * pw))
+    _, _, oh, ow = dy.shape
+    for r in range(oh):
+        for s in range(ow):
+            dxpad[:, :, r * sh:r * sh + kh, s * sw:s * sw + kw] += dy[:, :, r, s, None, None] / (kh * kw)
+    return dxpad[:, :, ph:ph + h, pw:pw + wd]
