@@ -102,12 +102,13 @@ def test_adam_matches_reference(lr, b1, b2, eps, weight_decay, seed):
 
 @given(lr=st.floats(1e-4, 1.0), seed=st.integers(0, 10**6))
 def test_adam_first_step_moves_by_lr_times_sign(lr, seed):
-    """With eps = 0, step 1 is θ − lr·g/|g|: the bias corrections cancel exactly."""
+    """With eps → 0, step 1 is θ − lr·g/|g|: the bias corrections cancel exactly.  (eps = 0
+    itself is refused, so the smallest normal float stands in: |g| ≥ 0.01 swamps it.)"""
     rng = np.random.default_rng(seed)
     p = Parameter(rng.standard_normal(6))
     start = p.data.copy()
     p.grad[...] = away = rng.choice([-1.0, 1.0], 6) * rng.uniform(0.01, 100.0, 6)
-    Adam([p], lr=lr, eps=0.0).step()
+    Adam([p], lr=lr, eps=float(np.finfo(np.float64).tiny)).step()
     np.testing.assert_allclose(p.data, start - lr * np.sign(away), rtol=1e-12, atol=1e-15)
 
 

@@ -15,6 +15,7 @@ import math
 import numpy
 
 from . import backend
+from ._checks import boolean, real
 
 __all__ = ["Optimizer", "SGD", "Adam"]
 
@@ -76,14 +77,8 @@ class Optimizer:
     buffers: tuple = ()  # names of the per-parameter state arrays, e.g. ("exp_avg", "exp_avg_sq")
 
     def __init__(self, params, lr: float, flat: bool = True):
-        self.params = list(params)
-        if not self.params:
-            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
-        if lr <= 0:
-            raise ValueError(f"{type(self).__name__}: lr must be positive, got {lr}")
-        if len({id(p) for p in self.params}) != len(self.params):
-            raise ValueError(f"{type(self).__name__}: a parameter appears twice in the list")
-        self.lr = float(lr)
+        self.params = _parameter_list(params, type(self).__name__)
+        self.lr = _check_lr(lr, type(self).__name__)
         self.state = [dict() for _ in self.params]
         self.step_count = 0
         self.flat = FlatBuffers(self.params) if flat and FlatBuffers.possible(self.params) else None
@@ -142,29 +137,159 @@ class Optimizer:
         return out
 
     def load_state_dict(self, state: dict):
-        """Restore from :meth:`state_dict` (values are copied in; the dict is not kept)."""
-        self.step_count = int(state["step_count"])
-        self.lr = float(state["lr"])
-        for k, v in self._hyper().items():
-            if f"hyper.{k}" in state:
-                saved = numpy.asarray(state[f"hyper.{k}"])
-                setattr(self, k, tuple(saved.tolist()) if isinstance(v, tuple) else type(v)(saved.item()))
-        for key, arr in state.items():
-            if not key.startswith("state."):
+        """Restore from :meth:`state_dict` (values are copied in; the dict is not kept).
+
+        Everything is checked before anything changes, so on an error the optimizer is as it
+        was: every key :meth:`state_dict` writes must be there (after the first step, each
+        parameter's every state array: a missing one would silently restart at zero), no
+        other keys, each array the shape of its parameter, hyperparameters valid.  Raises a
+        ValueError naming the key and what was expected."""
+        name = type(self).__name__
+        where = f"{name}.load_state_dict"
+        if not (hasattr(state, "keys") and hasattr(state, "__getitem__")):
+            raise TypeError(f"{where}: expected the dict that optimizer.state_dict() returns, got "
+                            f"{type(state).__name__}")
+        hyper_keys = [f"hyper.{k}" for k in self._hyper()]
+        missing = [k for k in ["step_count", "lr"] + hyper_keys if k not in state]
+        if missing:
+            raise ValueError(f"{where}: the state has no {', '.join(map(repr, missing))} (keys that "
+                             f"{name}.state_dict() always writes); pass the dict an optimizer of this "
+                             "class saved")
+        step_count = numpy.asarray(state["step_count"])
+        if step_count.shape != () or step_count.dtype.kind not in "iu" or int(step_count) < 0:
+            raise ValueError(f"{where}: 'step_count' must be an int >= 0, got {state['step_count']!r}")
+        step_count = int(step_count)
+        lr = _scalar(state["lr"], "lr", where)
+        if not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"{where}: 'lr' must be finite and > 0, got {lr}")
+        saved = {k: _hyper_value(state[f"hyper.{k}"], v, k, where) for k, v in self._hyper().items()}
+        try:
+            hyper = self._checked_hyper(**saved)
+        except (TypeError, ValueError) as exc:  # a wrong type inside the state is a bad value of it
+            raise ValueError(f"{where}: invalid hyperparameter in the state: {exc}") from None
+        buffers = type(self)._buffers_for(hyper)
+        arrays, unexpected = {}, []
+        for key in state.keys():
+            if key in ("step_count", "lr") or key in hyper_keys:
                 continue
-            _, i, name = key.split(".", 2)
-            i = int(i)
-            if i >= len(self.params) or name not in self.buffers:
-                raise ValueError(f"{type(self).__name__}.load_state_dict: {name} state for parameter {i}, "
-                                 f"but this optimizer has {len(self.params)} parameters and buffers "
-                                 f"{self.buffers} (a different model or optimizer?)")
-            p = self.params[i]
-            if tuple(numpy.shape(arr)) != tuple(p.shape):
-                raise ValueError(f"{type(self).__name__}.load_state_dict: {name} of parameter {i} has shape "
-                                 f"{tuple(numpy.shape(arr))}, the parameter has shape {tuple(p.shape)}")
+            parts = str(key).split(".", 2)
+            if len(parts) != 3 or parts[0] != "state" or not parts[1].isdigit():
+                unexpected.append(key)
+                continue
+            i, buf = int(parts[1]), parts[2]
+            if i >= len(self.params) or buf not in buffers:
+                raise ValueError(f"{where}: {buf} state for parameter {i}, but this optimizer has "
+                                 f"{len(self.params)} parameters and buffers {buffers} (a different model "
+                                 "or optimizer?)")
+            arrays[(i, buf)] = _state_array(state[key], self.params[i], key, where)
+        if unexpected:
+            raise ValueError(f"{where}: unexpected keys {unexpected}; expected 'step_count', 'lr', "
+                             f"{', '.join(map(repr, hyper_keys))} and 'state.<i>.<buffer>' arrays")
+        if step_count > 0 and buffers:
+            absent = [f"state.{i}.{b}" for i in range(len(self.params)) for b in buffers if (i, b) not in arrays]
+            if absent:
+                shown = ", ".join(absent[:4]) + (f" and {len(absent) - 4} more" if len(absent) > 4 else "")
+                raise ValueError(f"{where}: the state is after {step_count} step(s) but has no {shown}; "
+                                 f"each of the {len(self.params)} parameters needs {', '.join(buffers)} "
+                                 "(was it saved for a model with a different parameter layout?)")
+        # all checked: apply
+        self.step_count, self.lr = step_count, lr
+        for k, v in hyper.items():
+            setattr(self, k, v)
+        self._after_hyper()
+        for (i, buf), arr in arrays.items():
             # copy into our own buffer: in-place updates must never write into the caller's dict
-            self._buffer(i, name)[...] = backend.get_array_module(p.data).asarray(arr, dtype=p.dtype)
+            self._buffer(i, buf)[...] = arr
         return self
+
+    @staticmethod
+    def _checked_hyper(**hyper) -> dict:
+        """The hyperparameters (other than lr) checked and converted (subclasses)."""
+        return hyper
+
+    @staticmethod
+    def _buffers_for(hyper: dict) -> tuple:
+        """The state arrays this optimizer keeps under the hyperparameters ``hyper``."""
+        return ()
+
+    def _after_hyper(self):
+        """Hook run after hyperparameters were loaded."""
+
+
+def _check_lr(lr, where):
+    return real(lr, "lr", where, low=0.0, low_open=True)
+
+
+def _scalar(value, key, where):
+    arr = numpy.asarray(value)
+    if arr.shape != () or arr.dtype.kind not in "iuf":
+        raise ValueError(f"{where}: {key!r} must be a number, got {value!r}")
+    return arr.item()
+
+
+def _hyper_value(value, like, key, where):
+    """A saved hyperparameter back as the Python type of ``like`` (float, bool or a tuple of floats)."""
+    arr = numpy.asarray(value)
+    if isinstance(like, tuple):
+        if arr.shape != (len(like),) or arr.dtype.kind not in "iuf":
+            raise ValueError(f"{where}: 'hyper.{key}' must hold {len(like)} numbers, got {value!r}")
+        return tuple(arr.tolist())
+    if isinstance(like, bool):
+        if arr.shape != () or arr.dtype.kind != "b":
+            raise ValueError(f"{where}: 'hyper.{key}' must be True or False, got {value!r}")
+        return bool(arr)
+    return _scalar(value, f"hyper.{key}", where)
+
+
+def _state_array(value, p, key, where):
+    """A saved state array checked against parameter ``p`` and converted to its dtype/device."""
+    host = backend.to_numpy(value)
+    if host.dtype.kind not in "iuf":
+        raise ValueError(f"{where}: {key!r} holds {host.dtype} values; expected a real array")
+    if tuple(host.shape) != tuple(p.shape):
+        i, buf = key.split(".", 2)[1:]
+        raise ValueError(f"{where}: {buf} of parameter {i} has shape {tuple(host.shape)}, the parameter "
+                         f"has shape {tuple(p.shape)}")
+    if not numpy.isfinite(host).all():
+        raise ValueError(f"{where}: {key!r} holds NaN or infinite values (saved from a run that diverged?)")
+    return backend.get_array_module(p.data).asarray(host, dtype=p.dtype)
+
+
+def _parameter_list(params, where):
+    """``params`` as a list of distinct Parameters, or a TypeError/ValueError saying what to pass."""
+    from .nn.module import Module, Parameter
+
+    hint = "pass model.parameters()"
+    if isinstance(params, Module):
+        raise TypeError(f"{where}: got the model {type(params).__name__} itself, not its parameters; "
+                        f"{hint} (a list of Parameters)")
+    if isinstance(params, Parameter):
+        raise TypeError(f"{where}: params must be an iterable of Parameters, got a single Parameter; "
+                        f"wrap it in a list, or {hint}")
+    if hasattr(params, "shape") and hasattr(params, "dtype"):
+        raise TypeError(f"{where}: params must be an iterable of Parameters, got an array of shape "
+                        f"{tuple(params.shape)}; {hint}, or wrap arrays as tinyae.nn.Parameter(array)")
+    if isinstance(params, (str, bytes)) or hasattr(params, "keys"):
+        raise TypeError(f"{where}: params must be an iterable of Parameters, got {type(params).__name__}; "
+                        f"{hint} (a state_dict holds copies, which an optimizer cannot update)")
+    try:
+        items = list(params)
+    except TypeError:
+        raise TypeError(f"{where}: params must be an iterable of Parameters, got "
+                        f"{type(params).__name__}; {hint}") from None
+    for i, p in enumerate(items):
+        if not isinstance(p, Parameter):
+            extra = " (parameter groups are not supported)" if hasattr(p, "keys") else ""
+            raise TypeError(f"{where}: params[{i}] is of type {type(p).__name__}, not a Parameter{extra}; {hint}")
+    if not items:
+        raise ValueError(f"{where}: got an empty parameter list; {hint} of a model that has parameters")
+    first = {}
+    for i, p in enumerate(items):
+        j = first.setdefault(id(p), i)
+        if j != i:
+            raise ValueError(f"{where}: params[{i}] is the same Parameter as params[{j}] (a parameter appears "
+                             "twice in the list, so a step would update it twice); list each once")
+    return items
 
 
 class SGD(Optimizer):
@@ -178,12 +303,32 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr=0.01, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
                  flat=True):
+        hyper = self._checked_hyper(momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                                    nesterov=nesterov)
         super().__init__(params, lr, flat)
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("SGD: nesterov momentum needs momentum > 0 and dampening = 0")
-        self.momentum, self.dampening = float(momentum), float(dampening)
-        self.weight_decay, self.nesterov = float(weight_decay), bool(nesterov)
-        self.buffers = ("momentum_buffer",) if self.momentum else ()
+        for k, v in hyper.items():
+            setattr(self, k, v)
+        self._after_hyper()
+
+    @staticmethod
+    def _checked_hyper(momentum, dampening, weight_decay, nesterov):
+        """The checks torch.optim.SGD makes (momentum, weight_decay >= 0; nesterov needs
+        momentum > 0 and dampening 0), plus: every value finite, dampening in [0, 1]."""
+        hyper = {"momentum": real(momentum, "momentum", "SGD", low=0.0),
+                 "dampening": real(dampening, "dampening", "SGD", 0.0, 1.0),
+                 "weight_decay": real(weight_decay, "weight_decay", "SGD", low=0.0),
+                 "nesterov": boolean(nesterov, "nesterov", "SGD")}
+        if hyper["nesterov"] and (hyper["momentum"] <= 0 or hyper["dampening"] != 0):
+            raise ValueError(f"SGD: nesterov momentum needs momentum > 0 and dampening = 0, got "
+                             f"momentum={hyper['momentum']:g}, dampening={hyper['dampening']:g}")
+        return hyper
+
+    @staticmethod
+    def _buffers_for(hyper):
+        return ("momentum_buffer",) if hyper["momentum"] else ()
+
+    def _after_hyper(self):
+        self.buffers = self._buffers_for(self._hyper())
 
     def _hyper(self):
         return {"momentum": self.momentum, "dampening": self.dampening,
@@ -215,12 +360,24 @@ class Adam(Optimizer):
     buffers = ("exp_avg", "exp_avg_sq")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, flat=True):
+        hyper = self._checked_hyper(betas=betas, eps=eps, weight_decay=weight_decay)
         super().__init__(params, lr, flat)
-        b1, b2 = betas
-        if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
-            raise ValueError(f"Adam: betas must be in [0, 1), got {betas}")
-        self.betas = (float(b1), float(b2))
-        self.eps, self.weight_decay = float(eps), float(weight_decay)
+        self.betas, self.eps, self.weight_decay = hyper["betas"], hyper["eps"], hyper["weight_decay"]
+
+    @staticmethod
+    def _checked_hyper(betas, eps, weight_decay):
+        """torch.optim.Adam's checks (0 <= betas < 1, weight_decay >= 0), plus: finite values and
+        eps > 0 (torch allows eps = 0, which divides 0 by 0 for a parameter whose gradient is 0)."""
+        if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
+            raise TypeError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
+        b1 = real(betas[0], "betas[0] (beta1)", "Adam", 0.0, 1.0, high_open=True)
+        b2 = real(betas[1], "betas[1] (beta2)", "Adam", 0.0, 1.0, high_open=True)
+        return {"betas": (b1, b2), "eps": real(eps, "eps", "Adam", low=0.0, low_open=True),
+                "weight_decay": real(weight_decay, "weight_decay", "Adam", low=0.0)}
+
+    @staticmethod
+    def _buffers_for(hyper):
+        return Adam.buffers
 
     def _hyper(self):
         return {"betas": self.betas, "eps": self.eps, "weight_decay": self.weight_decay}
