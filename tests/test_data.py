@@ -99,8 +99,8 @@ def test_raw_and_recompressed_copies(mnist_dir, tmp_path, capsys):
         payload = gzip.decompress((mnist_dir / f"{base}.gz").read_bytes())
         (raw / base).write_bytes(payload)
         (regz / f"{base}.gz").write_bytes(gzip.compress(payload, compresslevel=1, mtime=0))
-    a, la = data.load_mnist("test", root=raw)
-    b, lb = data.load_mnist("test", root=regz.parent)
+    a, la = data.load_mnist("test", root=raw, subset="full")      # auto would want train too
+    b, lb = data.load_mnist("test", root=regz.parent, subset="full")
     assert a.shape == (10000, 28, 28) and np.array_equal(a, b) and np.array_equal(la, lb)
     assert all("(root argument)" in line for line in lines(capsys))
 
@@ -211,7 +211,7 @@ def servers(mnist_dir):
 def test_download_into_fresh_cache(servers, monkeypatch, isolated, capsys, mnist_dir):
     url, requests = servers("ok")
     monkeypatch.setitem(data.MIRRORS, "mnist", [url])
-    images, labels = data.load_mnist("test")
+    images, labels = data.load_mnist("test", subset="full")     # auto would fetch train as well
     assert images.shape == (10000, 28, 28) and np.bincount(labels).tolist() == TEST_HISTOGRAM
     cache = isolated / "cache" / "tinyae" / "mnist"
     assert all_files(cache) == ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
@@ -222,7 +222,7 @@ def test_download_into_fresh_cache(servers, monkeypatch, isolated, capsys, mnist
     assert out[1] == f"tinyae.data: MNIST test (10,000 images) from {cache} (downloaded)"
     # The next call finds the cache and makes no request.
     monkeypatch.setitem(data.MIRRORS, "mnist", [closed_port_url()])
-    data.load_mnist("test")
+    data.load_mnist("test", subset="full")
     assert lines(capsys) == [f"tinyae.data: MNIST test (10,000 images) from {cache} (cache)"]
     assert len(requests) == 2
 
@@ -362,7 +362,7 @@ def test_offline_fallback(isolated, capsys, monkeypatch):
     assert labels[:12].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
     out = lines(capsys)
     assert out[0].startswith("tinyae.data: downloading MNIST train")
-    assert len(out) == 2 and "full MNIST not found" in out[1] and "download failed" in out[1]
+    assert len(out) == 2 and "full MNIST train not found" in out[1] and "download failed" in out[1]
     assert "5,000-digit embedded subset" in out[1] and "TINYAE_DATA" in out[1]
     test_images, test_labels = data.load_mnist("test")
     assert np.bincount(test_labels).tolist() == [100] * 10
@@ -530,7 +530,7 @@ def test_dataloader_transform_and_errors():
     x = digits(20)
 
     def transform(xb, rng):
-        return data.flatten(data.gaussian_noise(data.to_float(data.resize(xb)), 0.1, rng))
+        return data.flatten(data.gaussian_noise(data.resize(data.to_float(xb)), 0.1, rng))
 
     loader = data.DataLoader(x, batch_size=8, transform=transform, seed=4)
     first = [backend.to_numpy(xb) for xb, _ in loader]

