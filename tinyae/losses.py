@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy
 
+from ._checks import DTypeError, float_array, real
 from .backend import get_array_module
 from .nn.activation import sigmoid
 
@@ -31,16 +32,28 @@ class Loss:
         name = type(self).__name__
         for arr, label in zip((pred, target), names):
             if not hasattr(arr, "dtype") or arr.dtype.kind != "f":
-                raise ValueError(f"{name}: {label} must be a float array, got "
-                                 f"{getattr(arr, 'dtype', type(arr).__name__)}")
+                raise DTypeError(f"{name}: {label} must be a float array, got "
+                                 f"{getattr(arr, 'dtype', type(arr).__name__)}; convert with "
+                                 f"{label}.astype('float32')")
         if tuple(pred.shape) != tuple(target.shape):
             raise ValueError(f"{name}: {names[0]} has shape {tuple(pred.shape)} but {names[1]} has shape "
                              f"{tuple(target.shape)}; they must match exactly (no broadcasting)")
         if get_array_module(pred) is not get_array_module(target):
             raise ValueError(f"{name}: {names[0]} and {names[1]} are on different devices")
         if pred.dtype != target.dtype:  # else the result and gradient would silently be the wider type
-            raise ValueError(f"{name}: {names[0]} is {pred.dtype} but {names[1]} is {target.dtype}; "
+            raise DTypeError(f"{name}: {names[0]} is {pred.dtype} but {names[1]} is {target.dtype}; "
                              f"cast one, e.g. {names[1]}.astype({names[0]}.dtype)")
+        if pred.ndim == 0 or pred.shape[0] == 0:  # a mean over nothing is NaN
+            raise ValueError(f"{name}: expected a non-empty batch (N >= 1 along axis 0), got {names[0]} "
+                             f"of shape {tuple(pred.shape)}")
+
+    def _check_unit_interval(self, arr, label, hint):
+        """Raise unless every value of ``arr`` lies in [0, 1]: one min and one max reduction
+        (and on a GPU one synchronisation).  NaN passes, to give a NaN loss that fit reports."""
+        lo, hi = arr.min(), arr.max()
+        if (lo < 0) | (hi > 1):
+            raise ValueError(f"{type(self).__name__}: {label} must lie in [0, 1], got values in "
+                             f"[{float(lo):.4g}, {float(hi):.4g}]; {hint}")
 
     def _scale(self, n_elements: int) -> float:
         """dL/d(elementwise loss): 1 for "sum", 1/n for "mean"."""
@@ -92,6 +105,9 @@ class BCELoss(Loss):
 
     def forward(self, pred, target):
         self._check_pair(pred, target)
+        self._check_unit_interval(pred, "pred (probabilities)", "BCELoss takes probabilities: for logits "
+                                  "(a decoder without a final Sigmoid) use BCEWithLogitsLoss")
+        self._check_unit_interval(target, "target", _TARGET_HINT)
         xp = get_array_module(pred)
         log_p = xp.maximum(_safe_log(pred), self.LOG_FLOOR)
         log_1mp = xp.maximum(_safe_log(1 - pred), self.LOG_FLOOR)
@@ -103,6 +119,10 @@ class BCELoss(Loss):
         p, t = self._cache
         denom = xp.maximum(p * (1 - p), p.dtype.type(1e-12))
         return (p - t) / denom * p.dtype.type(self._scale(p.size))
+
+
+_TARGET_HINT = ("binary cross-entropy compares with targets in [0, 1]: scale pixels with "
+                "tinyae.data.to_float (0..255 → 0..1), or use MSELoss for data in [−1, 1]")
 
 
 def _safe_log(x):
@@ -125,6 +145,7 @@ class BCEWithLogitsLoss(Loss):
 
     def forward(self, logits, target):
         self._check_pair(logits, target, names=("logits", "target"))
+        self._check_unit_interval(target, "target", _TARGET_HINT)
         xp = get_array_module(logits)
         self._cache = (logits, target)
         softplus = xp.maximum(logits, 0) + xp.log1p(xp.exp(-xp.abs(logits)))
@@ -202,11 +223,10 @@ class L1ActivityPenalty(_Penalty):
 
     def __init__(self, lam: float = 1e-3, reduction: str = "mean"):
         super().__init__(reduction)
-        if lam < 0:
-            raise ValueError(f"L1ActivityPenalty: lam must be >= 0, got {lam}")
-        self.lam = float(lam)
+        self.lam = real(lam, "lam", "L1ActivityPenalty", low=0.0)
 
     def forward(self, h):
+        float_array(h, "h (the code)", "L1ActivityPenalty")
         xp = get_array_module(h)
         self._cache = h
         return xp.abs(h).sum() * h.dtype.type(self.lam * self._per_batch(h.shape[0]))
@@ -244,13 +264,13 @@ class KLSparsityPenalty(_Penalty):
 
     def __init__(self, rho: float = 0.05, beta: float = 1.0, reduction: str = "mean"):
         super().__init__(reduction)
-        if not 0.0 < rho < 1.0:
-            raise ValueError(f"KLSparsityPenalty: rho must be in (0, 1), got {rho}")
-        if beta < 0:
-            raise ValueError(f"KLSparsityPenalty: beta must be >= 0, got {beta}")
-        self.rho, self.beta = float(rho), float(beta)
+        self.rho = real(rho, "rho (the target activity)", "KLSparsityPenalty", 0.0, 1.0, True, True)
+        self.beta = real(beta, "beta", "KLSparsityPenalty", low=0.0)
 
     def forward(self, h):
+        float_array(h, "h (the code)", "KLSparsityPenalty")
+        self._check_unit_interval(h, "h (the code activities)", "KL(ρ‖ρ̂) compares mean activities in "
+                                  "(0, 1): put a Sigmoid on the code, or use L1ActivityPenalty")
         xp = get_array_module(h)
         n = h.shape[0]
         delta = numpy.finfo(h.dtype).eps
@@ -328,15 +348,19 @@ class ContractivePenalty(_Penalty):
     def __init__(self, lam: float = 0.1, activation: str = "sigmoid", negative_slope: float = 0.01,
                  reduction: str = "mean"):
         super().__init__(reduction)
-        if lam < 0:
-            raise ValueError(f"ContractivePenalty: lam must be >= 0, got {lam}")
-        self.lam, self.activation, self.negative_slope = float(lam), activation, float(negative_slope)
+        self.lam = real(lam, "lam", "ContractivePenalty", low=0.0)
+        self.negative_slope = real(negative_slope, "negative_slope", "ContractivePenalty")
+        self.activation = activation
         activation_derivatives(numpy.zeros(1), activation)  # validate the name early
 
     def forward(self, a, W):
+        float_array(a, "a (the pre-activations)", "ContractivePenalty")
+        float_array(W, "W", "ContractivePenalty", batch=False)
         if a.ndim != 2 or W.ndim != 2 or a.shape[1] != W.shape[0]:
             raise ValueError(f"ContractivePenalty: expected a (N, H) and W (H, D), got a {tuple(a.shape)} "
                              f"and W {tuple(W.shape)}")
+        if a.dtype != W.dtype:
+            raise DTypeError(f"ContractivePenalty: a is {a.dtype} but W is {W.dtype}; they must match")
         d1, d2 = activation_derivatives(a, self.activation, self.negative_slope)
         w = (W * W).sum(axis=1)                       # (H,)
         d1sq = d1 * d1                                # (N, H)
@@ -375,12 +399,15 @@ class StochasticContractivePenalty(_Penalty):
 
     def __init__(self, lam: float = 0.1, sigma: float = 0.1, reduction: str = "mean"):
         super().__init__(reduction)
-        if lam < 0 or sigma <= 0:
-            raise ValueError(f"StochasticContractivePenalty: need lam >= 0 and sigma > 0, got lam={lam}, "
-                             f"sigma={sigma}")
-        self.lam, self.sigma = float(lam), float(sigma)
+        self.lam = real(lam, "lam", "StochasticContractivePenalty", low=0.0)
+        self.sigma = real(sigma, "sigma", "StochasticContractivePenalty", low=0.0, low_open=True)
 
     def forward(self, h0, hk):
+        float_array(h0, "h0", "StochasticContractivePenalty")
+        float_array(hk, "hk", "StochasticContractivePenalty")
+        if hk.dtype != h0.dtype:
+            raise DTypeError(f"StochasticContractivePenalty: h0 is {h0.dtype} but hk is {hk.dtype}; "
+                             "they must match")
         if tuple(hk.shape[1:]) != tuple(h0.shape):
             raise ValueError(f"StochasticContractivePenalty: hk must have shape (K, *h0.shape) = "
                              f"(K, {', '.join(map(str, h0.shape))}), got {tuple(hk.shape)}")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy
 
 from .. import backend
+from .._checks import DTypeError, positive_int, real
 from ..backend import get_array_module
 from ..losses import (BCEWithLogitsLoss, ContractivePenalty, MSELoss,
                       StochasticContractivePenalty)
@@ -83,20 +84,54 @@ class Model(Module):
         raise NotImplementedError
 
     def _check_target(self, x, target):
+        """Check the batch (a non-empty float array) and return the target (x itself by default)."""
+        where = f"{type(self).__name__}.loss"
+        for arr, label in ((x, "x"), (target, "target")):
+            if arr is None:
+                continue
+            dtype = getattr(arr, "dtype", None)
+            if dtype is None or not hasattr(arr, "shape"):
+                raise DTypeError(f"{where}: {label} must be an array (a batch of samples), got "
+                                 f"{type(arr).__name__}")
+            if dtype.kind != "f":
+                raise DTypeError(f"{where}: {label} must be a float array (float32 or float64), got dtype "
+                                 f"{dtype}; scale pixels with tinyae.data.to_float (0..255 → 0..1) or "
+                                 f"cast with {label}.astype('float32')")
+            if arr.ndim == 0 or arr.shape[0] == 0:
+                raise ValueError(f"{where}: {label} must be a non-empty batch (N >= 1 samples along axis 0), "
+                                 f"got shape {tuple(arr.shape)}")
         return x if target is None else target
+
+
+def _check_parts(where, **parts):
+    """Raise a TypeError unless each part is a Module (encoder, decoder, heads)."""
+    for label, m in parts.items():
+        if not isinstance(m, Module):
+            raise TypeError(f"{where}: {label} must be a Module (e.g. Sequential(Linear(...), ...)), got "
+                            f"{type(m).__name__}")
+
+
+def _check_loss_object(where, loss, label="loss"):
+    """A loss object (MSELoss(), BCEWithLogitsLoss(), …), not a name: builders take names."""
+    if not (callable(loss) and hasattr(loss, "backward") and getattr(loss, "reduction", None) in ("mean", "sum")):
+        raise TypeError(f"{where}: {label} must be a loss object such as MSELoss() or BCEWithLogitsLoss(), "
+                        f"got {loss!r} (names such as 'mse' are for tinyae.models.build)")
 
 
 def _parse_corruption(corruption):
     """None, ("gaussian", std) or ("mask", p) → a normalised tuple (lists from JSON allowed)."""
     if corruption is None:
         return None
+    expected = "None, ('gaussian', std >= 0) or ('mask', p in [0, 1))"
+    if isinstance(corruption, (str, bytes)) or not isinstance(corruption, (tuple, list)):
+        raise TypeError(f"corruption must be {expected}, got {corruption!r}")
     kind, *args = corruption
-    if kind == "gaussian" and len(args) == 1 and float(args[0]) >= 0:
-        return ("gaussian", float(args[0]))
-    if kind == "mask" and len(args) == 1 and 0.0 <= float(args[0]) < 1.0:
-        return ("mask", float(args[0]))
-    raise ValueError(f"corruption must be None, ('gaussian', std >= 0) or ('mask', p in [0, 1)), "
-                     f"got {corruption!r}")
+    if kind not in ("gaussian", "mask") or len(args) != 1:
+        raise ValueError(f"corruption must be {expected}, got {corruption!r}")
+    if kind == "gaussian":
+        return ("gaussian", real(args[0], "std", "corruption ('gaussian', std)", low=0.0))
+    return ("mask", real(args[0], "p (the masked fraction)", "corruption ('mask', p)", 0.0, 1.0,
+                         high_open=True))
 
 
 class AutoEncoder(Model):
@@ -121,6 +156,14 @@ class AutoEncoder(Model):
 
     def __init__(self, encoder: Module, decoder: Module, loss=None, corruption=None, penalty=None, rng=None):
         super().__init__()
+        where = type(self).__name__
+        _check_parts(where, encoder=encoder, decoder=decoder)
+        if loss is not None:
+            _check_loss_object(where, loss)
+        if penalty is not None and not (callable(penalty) and hasattr(penalty, "backward")):
+            raise TypeError(f"{where}: penalty must be None or a penalty object such as "
+                            f"L1ActivityPenalty(1e-3) or KLSparsityPenalty(0.05, 3.0), got {penalty!r} "
+                            "(specs such as ['l1', 1e-3] are for tinyae.models.build)")
         self.encoder, self.decoder = encoder, decoder
         self.recon_loss = MSELoss() if loss is None else loss
         self.logits = isinstance(self.recon_loss, BCEWithLogitsLoss)
@@ -225,9 +268,8 @@ class ContractiveAutoEncoder(AutoEncoder):
         super().__init__(encoder, decoder, loss=loss, corruption=corruption, rng=rng)
         if mode not in ("exact", "stochastic"):
             raise ValueError(f"ContractiveAutoEncoder: mode must be 'exact' or 'stochastic', got {mode!r}")
-        self.mode, self.n_samples = mode, int(n_samples)
-        if self.n_samples < 1:
-            raise ValueError(f"ContractiveAutoEncoder: n_samples must be >= 1, got {n_samples}")
+        self.mode = mode
+        self.n_samples = positive_int(n_samples, "n_samples", "ContractiveAutoEncoder")
         red = self.recon_loss.reduction
         if mode == "exact":
             lin, act_mod = self._one_layer(encoder)
@@ -314,6 +356,8 @@ class TiedLinear(Module):
         super().__init__()
         if not isinstance(linear, Linear):
             raise TypeError(f"TiedLinear ties to a Linear layer, got {type(linear).__name__}")
+        if not isinstance(bias, (bool, numpy.bool_)):
+            raise TypeError(f"TiedLinear: bias must be True or False, got {bias!r} ({type(bias).__name__})")
         self.weight = linear.weight
         self.in_features, self.out_features = linear.out_features, linear.in_features
         self.bias = uniform_parameter((self.out_features,), fan_in_bound(self.in_features), rng) if bias else None
@@ -329,6 +373,7 @@ class TiedLinear(Module):
 
     def backward(self, dy):
         self._require_cache("x")
+        self._check_dy(dy, (self.x.shape[0], self.out_features), self.x.dtype)
         self.weight.grad += self.x.T @ dy
         if self.bias is not None:
             self.bias.grad += dy.sum(axis=0)

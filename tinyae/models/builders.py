@@ -28,10 +28,12 @@ decoder's last layer gives logits and the model's ``forward`` returns their sigm
 """
 from __future__ import annotations
 
+import inspect
 import json
 
 import numpy
 
+from .._checks import nonnegative_int, positive_int
 from ..losses import BCEWithLogitsLoss, KLSparsityPenalty, L1ActivityPenalty, MSELoss
 from ..nn import Flatten, Identity, LeakyReLU, Linear, ReLU, Reshape, Sequential, Sigmoid, Tanh
 from .autoencoder import AutoEncoder, ContractiveAutoEncoder, TiedLinear
@@ -66,14 +68,45 @@ def build(name: str, **kwargs):
     except TypeError as exc:
         raise TypeError(f"build({name!r}): keyword arguments must be JSON values (a checkpoint stores "
                         f"them), e.g. seed=0 rather than a Generator: {exc}") from None
+    _check_kwargs(name, kwargs)
     model = BUILDERS[name](**kwargs)
     model.builder = (name, kwargs)
     return model
 
 
 # -- helpers ------------------------------------------------------------------------------
+_SIZES = ("latent", "hidden", "in_features", "n_samples")  # keyword arguments that are layer sizes
+
+
+def _check_kwargs(name, kwargs):
+    """Refuse unknown keywords and malformed sizes/seeds/penalties before anything is built,
+    naming the builder, the argument and what it must be."""
+    where = f"build({name!r})"
+    params = inspect.signature(BUILDERS[name]).parameters
+    unknown = [k for k in kwargs if k not in params]
+    if unknown and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        raise TypeError(f"{where}: unknown keyword argument(s) {', '.join(map(repr, unknown))}; it takes "
+                        f"{', '.join(k for k in params if k != 'self')}")
+    for key in _SIZES:
+        if key in kwargs:
+            positive_int(kwargs[key], key, where)
+    if "sizes" in kwargs:
+        sizes = kwargs["sizes"]
+        if isinstance(sizes, (str, bytes)) or not isinstance(sizes, (list, tuple)) or len(sizes) < 2:
+            raise (ValueError if isinstance(sizes, (list, tuple)) else TypeError)(
+                f"{where}: sizes must be a list of at least two layer sizes, e.g. [784, 128, 16], got {sizes!r}")
+        for i, size in enumerate(sizes):
+            positive_int(size, f"sizes[{i}]", where)
+    if kwargs.get("seed") is not None:
+        nonnegative_int(kwargs["seed"], "seed", where)
+    if kwargs.get("penalty") is not None:
+        _penalty(kwargs["penalty"], "mean")  # builds a throw-away penalty: checks kind and values
+
+
 def _rngs(seed):
     """(init Generator, noise Generator): two independent streams from one seed."""
+    if seed is not None:
+        seed = nonnegative_int(seed, "seed", "build")
     init, noise = numpy.random.SeedSequence(seed).spawn(2)
     return numpy.random.default_rng(init), numpy.random.default_rng(noise)
 
@@ -112,7 +145,12 @@ def _recon(loss, reduction="mean"):
 def _penalty(spec, reduction):
     if spec is None:
         return None
+    expected = "None, ['l1', lam] or ['kl', rho, beta]"
+    if isinstance(spec, (str, bytes)) or not isinstance(spec, (list, tuple)) or not spec:
+        raise TypeError(f"penalty must be {expected}, got {spec!r}")
     kind, *args = spec
+    if len(args) > {"l1": 1, "kl": 2}.get(kind, len(args)):
+        raise ValueError(f"penalty must be {expected}, got {spec!r} (too many values for {kind!r})")
     if kind == "l1":
         return L1ActivityPenalty(*args, reduction=reduction)
     if kind == "kl":

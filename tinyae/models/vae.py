@@ -1,11 +1,12 @@
 """The variational autoencoder (Kingma & Welling, 2014) with the reparameterisation trick."""
 from __future__ import annotations
 
+from .._checks import positive_int, real
 from ..backend import get_array_module
 from ..losses import BCEWithLogitsLoss, GaussianKL, MSELoss
 from ..nn import Identity, Module, Sigmoid
 from ..nn.init import as_generator
-from .autoencoder import Model, _as_device, device_noise
+from .autoencoder import Model, _as_device, _check_loss_object, _check_parts, device_noise
 
 __all__ = ["VAE"]
 
@@ -37,12 +38,15 @@ class VAE(Model):
     def __init__(self, encoder: Module, mean_head: Module, logvar_head: Module, decoder: Module,
                  loss=None, beta: float = 1.0, rng=None):
         super().__init__()
+        _check_parts("VAE", encoder=encoder, mean_head=mean_head, logvar_head=logvar_head, decoder=decoder)
+        if loss is not None:
+            _check_loss_object("VAE", loss)
         self.encoder, self.mean_head, self.logvar_head, self.decoder = encoder, mean_head, logvar_head, decoder
         self.recon_loss = MSELoss("sum") if loss is None else loss
         self.kl = GaussianKL(reduction=self.recon_loss.reduction)
         self.logits = isinstance(self.recon_loss, BCEWithLogitsLoss)
         self.output = Sigmoid() if self.logits else Identity()
-        self.beta = float(beta)
+        self.beta = real(beta, "beta (the KL weight)", "VAE", low=0.0)
         self.rng = as_generator(rng)
         self._sample = None  # (eps, std) of the last reparameterize
         self.set_needs_input_grad(False)  # the input is data: no dL/dx (see Model.set_needs_input_grad)
@@ -82,6 +86,7 @@ class VAE(Model):
 
     def sample(self, n: int):
         """n outputs decoded from z ~ N(0, I) (ε drawn from ``self.rng``); needs a Linear mean_head."""
+        n = positive_int(n, "n (the number of samples)", "VAE.sample")
         k = getattr(self.mean_head, "out_features", None)
         if k is None:
             raise ValueError("VAE.sample: cannot infer the latent size (mean_head is not a Linear)")
@@ -104,6 +109,11 @@ class VAE(Model):
         if self._sample is None:
             raise RuntimeError("VAE: backward called before forward")
         eps, std = self._sample
+        for g, label in ((dmean, "dmean"), (dlogvar, "dlogvar")):
+            if g is not None and (getattr(g, "shape", None) != std.shape or getattr(g, "dtype", None) != std.dtype):
+                raise ValueError(f"VAE.backward: {label} must have the shape {tuple(std.shape)} and dtype "
+                                 f"{std.dtype} of the latent code, got {getattr(g, 'shape', type(g).__name__)} "
+                                 f"and {getattr(g, 'dtype', None)}")
         dm = dz if dmean is None else dz + dmean
         dl = dz * eps * std * dz.dtype.type(0.5)
         if dlogvar is not None:
