@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Reproduce the tutorials' published MNIST figures with tinyae and with PyTorch, side by side.
+"""Reproduce the tutorials' published MNIST figures with tinyae and with PyTorch or Keras, side by side.
 
     python benchmarks/reproduce.py                                   # every setup, published epochs
     python benchmarks/reproduce.py --only vae-784-400-20 --json r.json --markdown docs/results.md
@@ -23,7 +23,19 @@ machine slows both alike.  Losses are recorded in the tutorials' units: the aver
 the epoch's training batches (sample-weighted) and over the test set, per pixel for the
 MSE/BCE autoencoders and per sample (batch sum / N) for the VAEs.
 
-Output: a table (setup, metric, published, PyTorch, tinyae, difference) and the wall time of
+The Keras tutorials' setups (``keras-*``) use **Keras itself** as the reference (Keras 3 on
+the PyTorch backend, ``pip install keras``; ``KERAS_BACKEND=torch`` is set here): the model as
+the tutorial writes it in Keras (``benchmarks/keras_models.py``: its layers, compiled with
+``optimizer="adam"`` — ε = 1e-7 — and Keras's clipped ``binary_crossentropy`` or ``mse``),
+trained with ``train_on_batch`` on the same batches, loaded with tinyae's initial weights
+(``init="keras"``: Glorot-uniform, zero biases), and evaluated with ``model.evaluate``; tinyae
+trains the same network with Keras's conventions (``tinyae.models.keras``: KerasBCELoss,
+KerasAdam).
+
+    python benchmarks/reproduce.py --only keras-ae-784-32 keras-ae-784-250-16 keras-conv-ae \
+        --epochs keras-conv-ae=3 --threads 1 --noise-floor
+
+Output: a table (setup, metric, published, PyTorch or Keras, tinyae, difference) and the wall time of
 each framework; ``--json`` keeps every epoch, ``--markdown FILE`` writes the tables into FILE
 between the markers ``<!-- reproduce:begin -->`` and ``<!-- reproduce:end -->`` (the text
 around them is kept).  ``--merge`` adds this run's setups to those already in the ``--json``
@@ -54,6 +66,7 @@ for _p in (ROOT, ROOT / "benchmarks"):
 
 from tinyae import data as tdata  # noqa: E402
 from tinyae.models import VAE, build  # noqa: E402
+from tinyae.models.keras import KerasAdam  # noqa: E402
 from tinyae.optim import Adam  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
@@ -86,13 +99,17 @@ class Setup:
     source: str = ""
     note: str = ""
     kwargs: dict = field(default_factory=dict)
+    builder: str = ""       # the tinyae builder when it is not ``name``
+    reference: str = "torch"  # the framework tinyae is compared with: "torch" or "keras"
 
 
 SETUPS = {s.name: s for s in [
     Setup("ae-784-250-16", "Dense AE 784-250-16 / 16-320-784", 200, 50, "per-pixel MSE", "flat28",
           [Published("train", 1, 0.07, "≈0.07"), Published("train", 50, 0.01, "≈0.01"),
            Published("test", 50, None)],
-          source="first tutorial (Keras): MSE ≈0.07 after epoch 1, ≈0.01 after 50"),
+          source="first tutorial (Keras): MSE ≈0.07 after epoch 1, ≈0.01 after 50",
+          note="The all-tanh variant (activation='tanh'; the tutorial has ReLU hidden layers: see the Keras "
+               "table, setup keras-ae-784-250-16).", kwargs={"activation": "tanh"}),
     Setup("ae-784-32", "AE 784-32-784", 256, 50, "per-pixel BCE", "flat28",
           [Published("train", 50, 0.09, "≈0.09"), Published("test", 50, 0.09, "≈0.09")],
           source="Keras blog 'Building autoencoders': train/validation loss ≈0.09 after 50 epochs"),
@@ -105,7 +122,10 @@ SETUPS = {s.name: s for s in [
           [Published("train", 50, None), Published("test", 50, None)],
           source="no published figure for this architecture",
           note="The Keras example's conv AE (validation BCE ≈0.062 after 50 epochs) is a different "
-               "network; ours is the first tutorial's, so only ours vs PyTorch is compared."),
+               "network; ours is the first tutorial's, so only ours vs PyTorch is compared. The earlier "
+               "variant (linear code, BCE: code_activation=None, loss='bce'); the tutorial's (tanh code, "
+               "MSE) is in the Keras table, setup keras-conv-ae.",
+          kwargs={"code_activation": None, "loss": "bce"}),
     Setup("dense-196-64-16", "AE 196-64-16-3 (14×14, [-1, 1])", 64, 20, "per-pixel MSE", "flat14",
           [Published("train", 20, None), Published("test", 20, None)],
           source="no published number (reconstructions and latent plots only)"),
@@ -113,7 +133,25 @@ SETUPS = {s.name: s for s in [
           "flat14",
           [Published("train", 20, None), Published("test", 20, None)],
           source="no published number (reconstructions and latent plots only)"),
+    # -- the Keras tutorials, against Keras itself ------------------------------------------
+    Setup("keras-ae-784-32", "AE 784-32-784 (Keras blog), Keras", 256, 50, "per-pixel BCE", "flat28",
+          [Published("train", 1, None), Published("test", 1, None),
+           Published("train", 50, 0.09, "≈0.09"), Published("test", 50, 0.09, "≈0.09")],
+          source="Keras blog 'Building autoencoders in Keras': train/validation loss ≈0.09 after 50 epochs",
+          builder="ae-784-32", reference="keras", kwargs={"init": "keras", "loss": "keras-bce"}),
+    Setup("keras-ae-784-250-16", "Dense AE 784-250-16 / 16-320-784 (ReLU, tanh code), Keras", 200, 50,
+          "per-pixel MSE", "flat28",
+          [Published("train", 1, 0.07, "≈0.07"), Published("test", 1, None),
+           Published("train", 50, 0.01, "≈0.01"), Published("test", 50, None)],
+          source="'Intro to Autoencoders' (Keras): MSE ≈0.07 after epoch 1, ≈0.01 after 50",
+          builder="ae-784-250-16", reference="keras", kwargs={"init": "keras"}),
+    Setup("keras-conv-ae", "Conv AE (tanh code, MSE), Keras", 200, 50, "per-pixel MSE", "image28",
+          [Published("train", 1, None), Published("test", 1, None),
+           Published("train", 50, None), Published("test", 50, None)],
+          source="'Intro to Autoencoders' (Keras): no number published for the conv AE",
+          builder="conv-ae", reference="keras", kwargs={"init": "keras"}),
 ]}
+REF_NAMES = {"torch": "PyTorch", "keras": "Keras"}
 
 
 # ---------------------------------------------------------------------------
@@ -166,18 +204,25 @@ class Run:
         self.torch = torch
         self.setup, self.seed, self.test_batch = setup, seed, test_batch
         self.x_test = x_test
-        self.model = build(setup.name, seed=seed, **setup.kwargs)
+        self.model = build(setup.builder or setup.name, seed=seed, **setup.kwargs)
         self.k = latent_size(self.model)
         self.summed = self.model.reduction == "sum"
+        self.noise_floor = noise_floor
+        self.loader = tdata.DataLoader(x_train, batch_size=setup.batch, shuffle=True, seed=seed)
+        if setup.reference == "keras":
+            import keras_models
+            self.keras_models = keras_models
+            self.twin = keras_models.twin(setup.name, self.model)
+            self.twin2 = keras_models.twin(setup.name, self.model) if noise_floor else None
+            self.opt = KerasAdam(self.model.parameters(), lr=setup.lr)
+            return
         variant = vae_twin if setup.name == "vae-784-400-20" else "logits"
         self.twin = torch_models.twin(self.model, variant=variant)
         self.opt = Adam(self.model.parameters(), lr=setup.lr)
         self.topt = torch.optim.Adam(self.twin.parameters(), lr=setup.lr)
-        self.noise_floor = noise_floor
         if noise_floor:     # a second PyTorch run from the same start: the noise floor of float32
             self.twin2 = torch_models.twin(self.model, variant=variant)
             self.topt2 = torch.optim.Adam(self.twin2.parameters(), lr=setup.lr)
-        self.loader = tdata.DataLoader(x_train, batch_size=setup.batch, shuffle=True, seed=seed)
 
     def _eps(self, rng, n):
         return rng.standard_normal((n, self.k), dtype=numpy.float32) if self.k else None
@@ -215,6 +260,35 @@ class Run:
         model.train()
         t2 = time.perf_counter()
         return {"train": acc / n_all, "test": tacc / len(self.x_test), "train_s": t1 - t0, "test_s": t2 - t1}
+
+    def ref_epoch(self, epoch, reverse=False):
+        """One epoch of the reference framework (``reverse``: its rerun with rows reversed)."""
+        if self.setup.reference == "keras":
+            return self.keras_epoch(epoch, reverse)
+        return self.torch_epoch(epoch, reverse)
+
+    # -- Keras ----------------------------------------------------------------
+    def keras_epoch(self, epoch, reverse=False):
+        """One Keras epoch: ``train_on_batch`` on the loader's batches (the tutorial's
+        ``fit(shuffle=True)`` with our shuffle), then ``evaluate`` on the test set."""
+        model = self.twin2 if reverse else self.twin
+        to_keras = self.keras_models.to_keras
+        flip = (lambda a: numpy.ascontiguousarray(a[::-1])) if reverse else (lambda a: a)
+        self.loader.set_epoch(epoch - 1)
+        acc, n_all = 0.0, 0
+        t0 = time.perf_counter()
+        for step, (xb, _) in enumerate(self.loader, 1):
+            xk = to_keras(flip(xb))
+            value = float(model.train_on_batch(xk, xk))
+            if not math.isfinite(value):
+                raise FloatingPointError(f"Keras {self.setup.name}: loss {value} at epoch {epoch}, step {step}")
+            acc += value * len(xb)
+            n_all += len(xb)
+        t1 = time.perf_counter()
+        xt = to_keras(flip(self.x_test))
+        test = float(model.evaluate(xt, xt, batch_size=self.test_batch, verbose=0))
+        t2 = time.perf_counter()
+        return {"train": acc / n_all, "test": test, "train_s": t1 - t0, "test_s": t2 - t1}
 
     # -- PyTorch --------------------------------------------------------------
     def torch_epoch(self, epoch, reverse=False):
@@ -262,29 +336,30 @@ def run_setup(setup, epochs, args, log=print):
     """Train both frameworks for ``epochs`` (or until the time budget); the result record."""
     x_train, x_test = load_images(setup.images, args.data_root, args.limit, args.subset)
     run = Run(setup, x_train, x_test, args.seed, args.vae_twin, args.noise_floor)
-    log(f"\n== {setup.name}: {setup.title}; batch {setup.batch}, Adam lr {setup.lr:g}, {epochs} epochs "
+    ref, who = setup.reference, REF_NAMES[setup.reference]
+    log(f"\n== {setup.name}: {setup.title}; tinyae vs {who}; batch {setup.batch}, Adam lr {setup.lr:g}, {epochs} epochs "
         f"(published: {setup.epochs}); {len(x_train):,} train / {len(x_test):,} test images; "
         f"loss = {setup.unit}")
     history, started, stopped = [], time.perf_counter(), None
     for epoch in range(1, epochs + 1):
         ours = run.tinyae_epoch(epoch)
-        theirs = run.torch_epoch(epoch)
-        rec = {"epoch": epoch, "tinyae": ours, "torch": theirs}
+        theirs = run.ref_epoch(epoch)
+        rec = {"epoch": epoch, "tinyae": ours, ref: theirs}
         floor = ""
         if run.noise_floor:
-            rec["torch_rev"] = again = run.torch_epoch(epoch, reverse=True)
-            floor = (f"  PyTorch rows reversed: train {pct(again['train'], theirs['train']):+.3f}%, "
+            rec[f"{ref}_rev"] = again = run.ref_epoch(epoch, reverse=True)
+            floor = (f"  {who} rows reversed: train {pct(again['train'], theirs['train']):+.3f}%, "
                      f"test {pct(again['test'], theirs['test']):+.3f}%")
         history.append(rec)
         t_ours, t_theirs = ours["train_s"] + ours["test_s"], theirs["train_s"] + theirs["test_s"]
-        log(f"[{setup.name}] epoch {epoch}/{epochs}  train: torch {theirs['train']:.6g} tinyae {ours['train']:.6g} "
-            f"({pct(ours['train'], theirs['train']):+.3f}%)  test: torch {theirs['test']:.6g} tinyae "
+        log(f"[{setup.name}] epoch {epoch}/{epochs}  train: {ref} {theirs['train']:.6g} tinyae {ours['train']:.6g} "
+            f"({pct(ours['train'], theirs['train']):+.3f}%)  test: {ref} {theirs['test']:.6g} tinyae "
             f"{ours['test']:.6g} ({pct(ours['test'], theirs['test']):+.3f}%)  "
-            f"time: tinyae {t_ours:.1f} s, torch {t_theirs:.1f} s{floor}", flush=True)
+            f"time: tinyae {t_ours:.1f} s, {ref} {t_theirs:.1f} s{floor}", flush=True)
         elapsed = time.perf_counter() - started
         if epoch == 1 and epochs > 1:
             per = t_ours + t_theirs
-            log(f"[{setup.name}] estimate: {t_ours:.1f} s (tinyae) + {t_theirs:.1f} s (torch) per epoch → "
+            log(f"[{setup.name}] estimate: {t_ours:.1f} s (tinyae) + {t_theirs:.1f} s ({ref}) per epoch → "
                 f"{epochs} epochs ≈ {per * epochs / 60:.1f} min; the published {setup.epochs} epochs on the "
                 f"full set ≈ {per * setup.epochs * (60000 / len(x_train)) / 60:.1f} min", flush=True)
         if args.budget_minutes and epoch < epochs:
@@ -304,6 +379,7 @@ def mean_times(history, fw):
 
 def result_record(setup, history, n_train, n_test, args, stopped):
     done = len(history)
+    ref = setup.reference
     comparable = args.subset == "full" and not args.limit     # the published runs use all 60,000 images
     rows, seen = [], set()
     for p in setup.rows:
@@ -316,20 +392,21 @@ def result_record(setup, history, n_train, n_test, args, stopped):
                      "published": p.value if ep == p.epoch and comparable else None,
                      "comparable": comparable,
                      "published_text": p.text if p.value is not None else "",
-                     "torch": rec["torch"][p.split], "tinyae": rec["tinyae"][p.split],
-                     "torch_rev": rec["torch_rev"][p.split] if "torch_rev" in rec else None})
-    worst = {s: max(abs(pct(r["tinyae"][s], r["torch"][s])) for r in history) for s in ("train", "test")}
-    if "torch_rev" in history[0]:
-        worst.update({f"floor_{s}": max(abs(pct(r["torch_rev"][s], r["torch"][s])) for r in history)
+                     ref: rec[ref][p.split], "tinyae": rec["tinyae"][p.split],
+                     f"{ref}_rev": rec[f"{ref}_rev"][p.split] if f"{ref}_rev" in rec else None})
+    worst = {s: max(abs(pct(r["tinyae"][s], r[ref][s])) for r in history) for s in ("train", "test")}
+    if f"{ref}_rev" in history[0]:
+        worst.update({f"floor_{s}": max(abs(pct(r[f"{ref}_rev"][s], r[ref][s])) for r in history)
                       for s in ("train", "test")})
     return {
         "setup": setup.name, "title": setup.title, "unit": setup.unit, "batch": setup.batch, "lr": setup.lr,
+        "reference": ref, "builder": [setup.builder or setup.name, setup.kwargs],
         "epochs": done, "published_epochs": setup.epochs, "n_train": n_train, "n_test": n_test,
         "seed": args.seed, "threads": args.threads, "subset": args.subset, "vae_twin": args.vae_twin if setup.name == "vae-784-400-20"
         else None, "source": setup.source, "note": setup.note, "stopped": stopped,
         "rows": rows, "max_abs_diff_pct": worst,
-        "seconds_per_epoch": {fw: mean_times(history, fw) for fw in ("tinyae", "torch")},
-        "wall_s": {fw: sum(r[fw]["train_s"] + r[fw]["test_s"] for r in history) for fw in ("tinyae", "torch")},
+        "seconds_per_epoch": {fw: mean_times(history, fw) for fw in ("tinyae", ref)},
+        "wall_s": {fw: sum(r[fw]["train_s"] + r[fw]["test_s"] for r in history) for fw in ("tinyae", ref)},
         "history": history, "command": args.command, "date": args.date, "code": args.code, "machine": args.machine,
     }
 
@@ -343,9 +420,14 @@ def _num(v):
     return f"{v:.2f}" if abs(v) >= 10 else f"{v:.4g}"
 
 
-def _floor(row):
-    rev = row.get("torch_rev")
-    return "—" if rev is None else f"{pct(rev, row['torch']):+.2f}%"
+def _ref(res):
+    """The reference framework's key in a result ("torch" for records written before Keras)."""
+    return res.get("reference", "torch")
+
+
+def _floor(row, ref="torch"):
+    rev = row.get(f"{ref}_rev")
+    return "—" if rev is None else f"{pct(rev, row[ref]):+.2f}%"
 
 
 def _pair(d, prefix):
@@ -373,28 +455,30 @@ def published_cell(row):
     return "—"
 
 
-def table_lines(results):
-    lines = ["| setup | metric | published | PyTorch | tinyae | tinyae vs PyTorch | PyTorch rerun vs PyTorch |",
+def table_lines(results, ref="torch"):
+    who = REF_NAMES[ref]
+    lines = [f"| setup | metric | published | {who} | tinyae | tinyae vs {who} | {who} rerun vs {who} |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for res in results:
         for i, row in enumerate(res["rows"]):
             setup = f"{res['title']}, batch {res['batch']}" if i == 0 else ""
-            lines.append(f"| {setup} | {metric_label(res, row)} | {published_cell(row)} | {_num(row['torch'])} "
-                         f"| {_num(row['tinyae'])} | {pct(row['tinyae'], row['torch']):+.2f}% | {_floor(row)} |")
+            lines.append(f"| {setup} | {metric_label(res, row)} | {published_cell(row)} | {_num(row[ref])} "
+                         f"| {_num(row['tinyae'])} | {pct(row['tinyae'], row[ref]):+.2f}% | {_floor(row, ref)} |")
     return lines
 
 
-def timing_lines(results):
+def timing_lines(results, ref="torch"):
+    who = REF_NAMES[ref]
     lines = ["| setup | epochs run | train / test images | tinyae s/epoch (train + test) | "
-             "PyTorch s/epoch (train + test) | tinyae / PyTorch time | wall, both | "
-             "largest \\|tinyae − PyTorch\\| over the epochs (train, test) | "
-             "same for the PyTorch rerun |",
+             f"{who} s/epoch (train + test) | tinyae / {who} time | wall, both | "
+             f"largest \\|tinyae − {who}\\| over the epochs (train, test) | "
+             f"same for the {who} rerun |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for res in results:
         s = res["seconds_per_epoch"]
-        a, b = s["tinyae"], s["torch"]
+        a, b = s["tinyae"], s[ref]
         ratio = (a["train_s"] + a["test_s"]) / max(b["train_s"] + b["test_s"], 1e-12)
-        wall = (res["wall_s"]["tinyae"] + res["wall_s"]["torch"]) / 60
+        wall = (res["wall_s"]["tinyae"] + res["wall_s"][ref]) / 60
         d = res["max_abs_diff_pct"]
         lines.append(f"| {res['title']} | {res['epochs']} of {res['published_epochs']} | {res['n_train']:,} / "
                      f"{res['n_test']:,} | {_sec(a['train_s'])} + {_sec(a['test_s'])} | {_sec(b['train_s'])} + "
@@ -404,27 +488,36 @@ def timing_lines(results):
 
 
 def curve_lines(res):
-    lines = ["| epoch | train PyTorch | train tinyae | diff | test PyTorch | test tinyae | diff |",
+    ref = _ref(res)
+    who = REF_NAMES[ref]
+    lines = [f"| epoch | train {who} | train tinyae | diff | test {who} | test tinyae | diff |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in res["history"]:
-        t, o = r["torch"], r["tinyae"]
+        t, o = r[ref], r["tinyae"]
         lines.append(f"| {r['epoch']} | {t['train']:.6g} | {o['train']:.6g} | {pct(o['train'], t['train']):+.3f}% | "
                      f"{t['test']:.6g} | {o['test']:.6g} | {pct(o['test'], t['test']):+.3f}% |")
     return lines
 
 
-def markdown_block(results):
-    out = [BEGIN, "", "*Generated by `benchmarks/reproduce.py`; edit the text outside the markers.*", "",
-           "### Published vs PyTorch vs tinyae", ""]
-    out += table_lines(results)
-    out += ["", "Differences are (tinyae − PyTorch) / PyTorch.  A published figure in parentheses belongs "
-            "to a later epoch than was run (or to the full set), so it is not compared.  *PyTorch rerun* "
-            "(with `--noise-floor`): a second PyTorch run from the same weights on the same batches with "
+def markers(ref):
+    """The (begin, end) markers of the reference's block in the --markdown file."""
+    return (BEGIN, END) if ref == "torch" else (f"<!-- reproduce-{ref}:begin -->", f"<!-- reproduce-{ref}:end -->")
+
+
+def markdown_block(results, ref="torch"):
+    who = REF_NAMES[ref]
+    begin, end = markers(ref)
+    out = [begin, "", "*Generated by `benchmarks/reproduce.py`; edit the text outside the markers.*", "",
+           f"### Published vs {who} vs tinyae", ""]
+    out += table_lines(results, ref)
+    out += ["", f"Differences are (tinyae − {who}) / {who}.  A published figure in parentheses belongs "
+            f"to a later epoch than was run (or to the full set), so it is not compared.  *{who} rerun* "
+            f"(with `--noise-floor`): a second {who} run from the same weights on the same batches with "
             "each batch's rows (and ε) in reverse order — the same mathematics in another float32 summation "
-            "order, so its distance from the first PyTorch run is the noise floor any tinyae gap should be "
+            f"order, so its distance from the first {who} run is the noise floor any tinyae gap should be "
             "judged against.", "",
             "### Time (per epoch, mean over the epochs run)", ""]
-    out += timing_lines(results)
+    out += timing_lines(results, ref)
     out += ["", "### Runs", ""]
     for res in results:
         extra = f" {res['stopped']}." if res["stopped"] else ""
@@ -439,27 +532,37 @@ def markdown_block(results):
     machines = {json.dumps(r["machine"], sort_keys=True) for r in results}
     for m in sorted(machines):
         m = json.loads(m)
+        keras = f", Keras {m['keras']} (PyTorch backend)" if m.get("keras") else ""
         out.append(f"* Machine: {m['cpu']} ({m['cores']} cores, load average {m['load']} at the start), "
-                   f"Python {m['python']}, NumPy {m['numpy']} ({m['blas']}), PyTorch {m['torch']}.")
+                   f"Python {m['python']}, NumPy {m['numpy']} ({m['blas']}), PyTorch {m['torch']}{keras}.")
     for res in results:
         out += ["", f"<details><summary>{res['title']}: every epoch</summary>", ""]
         out += curve_lines(res)
         out += ["", "</details>"]
-    out += ["", END]
+    out += ["", end]
     return "\n".join(out)
 
 
+def by_reference(results):
+    """{"torch": [...], "keras": [...]}: the results grouped by reference, in order, empty groups left out."""
+    groups = {}
+    for res in results:
+        groups.setdefault(_ref(res), []).append(res)
+    return groups
+
+
 def write_markdown(path, results):
+    """Each reference's tables between its own markers (PyTorch: reproduce:begin/end, Keras:
+    reproduce-keras:begin/end); a block with no results this time is left as it was."""
     path = Path(path)
-    block = markdown_block(results)
-    if path.exists():
-        text = path.read_text()
-        if BEGIN in text and END in text:
-            text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+    text = path.read_text() if path.exists() else "# Reproductions of the published figures\n"
+    for ref, group in by_reference(results).items():
+        begin, end = markers(ref)
+        block = markdown_block(group, ref)
+        if begin in text and end in text:
+            text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
         else:
             text = text.rstrip("\n") + "\n\n" + block + "\n"
-    else:
-        text = "# Reproductions of the published figures\n\n" + block + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
 
@@ -499,7 +602,21 @@ def machine_info(threads):
         pass
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     return {"cpu": cpu, "cores": os.cpu_count(), "load": load, "python": platform.python_version(),
-            "numpy": numpy.__version__, "blas": blas, "torch": torch.__version__, "threads": threads}
+            "numpy": numpy.__version__, "blas": blas, "torch": torch.__version__, "threads": threads,
+            "keras": sys.modules["keras"].__version__ if "keras" in sys.modules else None}
+
+
+def keras_available():
+    """Import Keras on the PyTorch backend: (True, "") or (False, why)."""
+    backend = os.environ.setdefault("KERAS_BACKEND", "torch")
+    if backend != "torch":
+        return False, (f"KERAS_BACKEND is {backend!r}; the Keras setups run Keras on the PyTorch backend "
+                       "(unset it or set KERAS_BACKEND=torch)")
+    try:
+        import keras  # noqa: F401
+    except ImportError as exc:
+        return False, f"Keras is not installed ({exc}); pip install keras  (or: pip install tinyae[keras])"
+    return True, ""
 
 
 # ---------------------------------------------------------------------------
@@ -586,16 +703,26 @@ def main(argv=None):
         print(f"error: MNIST not found {where}: {exc}", file=sys.stderr)
         return 2
 
+    names = [n for n in SETUPS if n in (args.only or SETUPS)]     # the table's order
+    if any(SETUPS[n].reference == "keras" for n in names):
+        ok, why = keras_available()
+        if not ok and args.only:
+            print(f"error: {why}", file=sys.stderr)
+            return 2
+        if not ok:
+            print(f"note: skipping the Keras setups: {why}", file=sys.stderr)
+            names = [n for n in names if SETUPS[n].reference != "keras"]
+
     args.command = "python benchmarks/reproduce.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     args.date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     args.machine = machine_info(args.threads)
     args.code = code_version()
     m = args.machine
-    print(f"tinyae vs PyTorch {m['torch']}: {args.threads} threads each; {m['cpu']}, {m['cores']} cores, "
+    keras = f", Keras {m['keras']}" if m["keras"] else ""
+    print(f"tinyae vs PyTorch {m['torch']}{keras}: {args.threads} threads each; {m['cpu']}, {m['cores']} cores, "
           f"load average {m['load']}; NumPy {m['numpy']} ({m['blas']}); data "
           f"{args.data_root if args.subset == 'full' else 'the embedded 5,000-digit subset'}", flush=True)
 
-    names = [n for n in SETUPS if n in (args.only or SETUPS)]     # the table's order
     plan = {n: epochs_for(SETUPS[n], args) for n in names}
     print("plan: " + ", ".join(f"{n} × {k} epochs" for n, k in plan.items()), flush=True)
     results = []
@@ -606,8 +733,9 @@ def main(argv=None):
         old = {r["setup"]: r for r in json.loads(args.json.read_text())["results"]}
         old.update({r["setup"]: r for r in results})
         results = [old[n] for n in SETUPS if n in old]
-    print("\n" + "\n".join(table_lines(results)))
-    print("\n" + "\n".join(timing_lines(results)), flush=True)
+    for ref, group in by_reference(results).items():
+        print("\n" + "\n".join(table_lines(group, ref)))
+        print("\n" + "\n".join(timing_lines(group, ref)), flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"results": results}, indent=1))

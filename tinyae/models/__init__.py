@@ -9,3 +9,7 @@ from .vae import VAE
 
 __all__ = ["Model", "AutoEncoder", "ContractiveAutoEncoder", "VAE", "TiedLinear",
            "BUILDERS", "build", "register", "available"]
+from . import keras  # noqa: E402,F401  (registers vae-784-64-2-keras)
+from .keras import KerasAdam, KerasBCELoss, KerasVAE  # noqa: E402
+
+__all__ += ["KerasVAE", "KerasBCELoss", "KerasAdam"]

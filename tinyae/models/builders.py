@@ -10,17 +10,30 @@ Name                inputs        architecture (→ = Linear; act after each hid
 ------------------  ------------  ---------------------------------------------------------
 dense-196-64-16     (N, 196)      196→64→16→k | k→16→64→196, LeakyReLU(0.2), Tanh output, MSE
 vae-196-64-16       (N, 196)      196→64→16, heads 16→k (μ, log σ²) | k→16→64→196 Tanh; MSE(sum)+KL
-ae-784-32           (N, 784)      784→32 ReLU | 32→784 sigmoid; per-pixel BCE (logits form)
-ae-784-250-16       (N, 784)      784→250→16 Tanh | 16→320 Tanh →784 Sigmoid; MSE
-conv-ae             (N,1,28,28)   conv 4@5×5, pool, conv 8@5×5, pool, dense 150, code 16 |
+ae-784-32           (N, 784)      784→32 ReLU | 32→784 sigmoid; per-pixel BCE (logits form;
+                                  ``loss="keras-bce"``: Keras's clipped BCE on the sigmoid)
+ae-784-250-16       (N, 784)      784→250 ReLU →16 Tanh | 16→320 ReLU →784 Sigmoid; MSE
+                                  (``activation="tanh"``: the earlier all-tanh variant)
+conv-ae             (N,1,28,28)   conv 4@5×5, pool, conv 8@5×5, pool, dense 150, code 16 Tanh |
                                   dense 120, 320, 7·7·16, up + conv 8@5×5, up + conv 4@6×6,
-                                  conv 1@7×7 sigmoid ("same" convolutions); BCE (logits form)
+                                  conv 1@7×7 sigmoid ("same" convolutions); MSE
+                                  (``code_activation=None, loss="bce"``: the earlier variant)
+vae-784-64-2-keras  (N, 784)      the Keras blog's VAE-2D (tinyae.models.keras.KerasVAE)
 vae-784-400-20      (N, 784)      PyTorch examples/vae: 784→400 ReLU, heads 400→20 |
                                   20→400 ReLU →784 sigmoid; BCE(sum)+KL
 linear-ae           (N, D)        D→k | k→D, no activation (``tied``: decoder W = encoderᵀ); MSE
 sparse-ae           (N, D)        D→H Sigmoid | H→D; BCE + L1 or KL(ρ‖ρ̂) penalty on the code
 contractive-ae      (N, D)        sizes D→…→H with act | H→D; BCE + λ‖∂h/∂x‖²_F (exact or stochastic)
 mlp-ae, mlp-vae     (N, D)        any sizes/activations (small models for tests and experiments)
+
+Every builder called through :func:`build` also takes ``init="pytorch"`` (PyTorch's
+U(±1/√fan_in) for weights and biases: what the builders draw when ``init`` is not given, except
+the Keras-only ``vae-784-64-2-keras``) or ``init="keras"``/``"glorot"`` (Keras's defaults:
+Glorot-uniform weights, zero biases; :func:`tinyae.nn.init.init_module_`), drawn from the
+seed's parameter stream.  The Keras tutorials' nets (ae-784-32, ae-784-250-16, conv-ae) are
+Keras models: reproduce them with ``init="keras"`` (examples/ae_mnist.py and
+examples/conv_ae_mnist.py do).  ``loss="keras-bce"`` (ae-784-32, conv-ae) is Keras's BCE on
+sigmoid outputs, clipped to [1e-7, 1 − 1e-7] (:class:`tinyae.models.keras.KerasBCELoss`).
 
 Common options of the autoencoders: ``corruption=None | ["gaussian", σ] | ["mask", p]``
 (denoising) and ``penalty=None | ["l1", λ] | ["kl", ρ, β]`` (sparse).  With BCE the
@@ -36,6 +49,7 @@ import numpy
 from .._checks import nonnegative_int, positive_int
 from ..losses import BCEWithLogitsLoss, KLSparsityPenalty, L1ActivityPenalty, MSELoss
 from ..nn import Flatten, Identity, LeakyReLU, Linear, ReLU, Reshape, Sequential, Sigmoid, Tanh
+from ..nn.init import check_scheme, init_module_
 from .autoencoder import AutoEncoder, ContractiveAutoEncoder, TiedLinear
 from .vae import VAE
 
@@ -63,6 +77,9 @@ def build(name: str, **kwargs):
     """Build the architecture ``name`` (see the module docstring) and record (name, kwargs)."""
     if name not in BUILDERS:
         raise KeyError(f"unknown model builder {name!r}; available: {', '.join(available())}")
+    scheme = kwargs.pop("init", None)      # None: the builder's own (PyTorch's, except Keras-only builders)
+    if scheme is not None:
+        check_scheme(scheme, f"build({name!r})")
     try:
         kwargs = json.loads(json.dumps(kwargs))  # as a checkpoint will give them back (tuples → lists)
     except TypeError as exc:
@@ -70,6 +87,9 @@ def build(name: str, **kwargs):
                         f"them), e.g. seed=0 rather than a Generator: {exc}") from None
     _check_kwargs(name, kwargs)
     model = BUILDERS[name](**kwargs)
+    if scheme is not None:   # redraw every layer under the scheme, from the seed's parameter stream
+        init_module_(model, scheme, _rngs(kwargs.get("seed", 0))[0])
+        kwargs = {**kwargs, "init": scheme}
     model.builder = (name, kwargs)
     return model
 
@@ -134,12 +154,15 @@ def _mlp(sizes, act, last, rng, negative_slope=0.01, modules=()):
     return Sequential(*layers)
 
 
-def _recon(loss, reduction="mean"):
+def _recon(loss, reduction="mean", keras=False):
     if loss == "mse":
         return MSELoss(reduction)
     if loss == "bce":
         return BCEWithLogitsLoss(reduction)
-    raise ValueError(f"loss must be 'mse' or 'bce' (logits form), got {loss!r}")
+    if loss == "keras-bce" and keras:
+        from .keras import KerasBCELoss
+        return KerasBCELoss(reduction)
+    raise ValueError(f"loss must be 'mse', 'bce' (logits form){', keras-bce' if keras else ''}, got {loss!r}")
 
 
 def _penalty(spec, reduction):
@@ -184,30 +207,39 @@ def vae_196_64_16(latent=3, negative_slope=0.2, beta=1.0, seed=0):
 
 
 @register("ae-784-32")
-def ae_784_32(latent=32, corruption=None, penalty=None, seed=0):
-    """784-32 ReLU | 32-784 sigmoid, per-pixel BCE (mean; logits form)."""
+def ae_784_32(latent=32, loss="bce", corruption=None, penalty=None, seed=0):
+    """784-32 ReLU | 32-784 sigmoid, per-pixel BCE (mean): "bce" in logits form (the decoder
+    gives logits), "keras-bce" Keras's clipped BCE after a Sigmoid layer; "mse" after a Sigmoid.
+    The Keras blog's model is ``build("ae-784-32", init="keras", loss="keras-bce")``."""
     init, noise = _rngs(seed)
+    recon = _recon(loss, keras=True)
     enc = _mlp([784, latent], None, "relu", init)
-    dec = _mlp([latent, 784], None, None, init)
-    return _ae(enc, dec, BCEWithLogitsLoss(), corruption, penalty, noise)
+    dec = _mlp([latent, 784], None, None if loss == "bce" else "sigmoid", init)
+    return _ae(enc, dec, recon, corruption, penalty, noise)
 
 
 @register("ae-784-250-16")
-def ae_784_250_16(activation="tanh", corruption=None, penalty=None, seed=0):
-    """784-250-16 (tanh) | 16-320-784 (sigmoid output), MSE (mean)."""
+def ae_784_250_16(activation="relu", code_activation="tanh", corruption=None, penalty=None, seed=0):
+    """784-250 (ReLU) -16 (tanh code) | 16-320 (ReLU) -784 (sigmoid output), MSE (mean): the
+    "Intro to Autoencoders" dense AE.  ``activation="tanh"``: the earlier all-tanh variant."""
     init, noise = _rngs(seed)
-    enc = _mlp([784, 250, 16], activation, "tanh", init)
+    enc = _mlp([784, 250, 16], activation, code_activation, init)
     dec = _mlp([16, 320, 784], activation, "sigmoid", init)
     return _ae(enc, dec, MSELoss(), corruption, penalty, noise)
 
 
 @register("conv-ae")
-def conv_ae(latent=16, activation="relu", corruption=None, penalty=None, seed=0):
-    """The convolutional AE on (N, 1, 28, 28); BCE (mean, logits form).
+def conv_ae(latent=16, activation="relu", code_activation="tanh", loss="mse", corruption=None, penalty=None,
+            seed=0):
+    """The "Intro to Autoencoders" convolutional AE on (N, 1, 28, 28): a tanh code (so that
+    N(0, 0.33) samples fall where the codes are) and MSE (mean) on a sigmoid output.
+    ``code_activation=None, loss="bce"``: the earlier variant (linear code, BCE in logits form);
+    ``loss="keras-bce"``: Keras's clipped BCE on the sigmoid output.
 
     28×28 →conv 4@5×5 same→ 4×28×28 →pool→ 4×14×14 →conv 8@5×5→ 8×14×14 →pool→ 8×7×7
     → flatten 392 → 150 → code k  |  k → 120 → 320 → 784 → 16×7×7 →up→ 16×14×14
-    →conv 8@5×5→ 8×14×14 →up→ 8×28×28 →conv 4@6×6→ 4×28×28 →conv 1@7×7→ 1×28×28 (logits)
+    →conv 8@5×5→ 8×14×14 →up→ 8×28×28 →conv 4@6×6→ 4×28×28 →conv 1@7×7→ 1×28×28
+    (→ sigmoid, or logits for loss="bce")
     """
     from ..nn.conv import Conv2d
     from ..nn.pooling import MaxPool2d, Upsample
@@ -220,14 +252,15 @@ def conv_ae(latent=16, activation="relu", corruption=None, penalty=None, seed=0)
     enc = Sequential(
         Conv2d(1, 4, 5, padding="same", rng=init), a(), MaxPool2d(2),
         Conv2d(4, 8, 5, padding="same", rng=init), a(), MaxPool2d(2),
-        Flatten(), Linear(8 * 7 * 7, 150, rng=init), a(), Linear(150, latent, rng=init))
+        Flatten(), Linear(8 * 7 * 7, 150, rng=init), a(), Linear(150, latent, rng=init),
+        *[m for m in (_act(code_activation),) if m is not None])
     dec = Sequential(
         Linear(latent, 120, rng=init), a(), Linear(120, 320, rng=init), a(),
         Linear(320, 7 * 7 * 16, rng=init), a(), Reshape(16, 7, 7),
         Upsample(2), Conv2d(16, 8, 5, padding="same", rng=init), a(),
         Upsample(2), Conv2d(8, 4, 6, padding="same", rng=init), a(),
-        Conv2d(4, 1, 7, padding="same", rng=init))
-    return _ae(enc, dec, BCEWithLogitsLoss(), corruption, penalty, noise)
+        Conv2d(4, 1, 7, padding="same", rng=init), *([] if loss == "bce" else [Sigmoid()]))
+    return _ae(enc, dec, _recon(loss, keras=True), corruption, penalty, noise)
 
 
 @register("vae-784-400-20")

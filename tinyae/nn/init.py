@@ -57,7 +57,7 @@ __all__ = ["as_generator", "uniform_parameter", "fan_in_bound", "fans", "calcula
            "uniform_", "normal_", "constant_", "zeros_", "ones_",
            "xavier_uniform_", "xavier_normal_", "glorot_uniform_", "glorot_normal_",
            "kaiming_uniform_", "kaiming_normal_", "he_uniform_", "he_normal_",
-           "SCHEMES", "check_scheme", "layer_parameters"]
+           "SCHEMES", "check_scheme", "layer_parameters", "init_module_"]
 
 
 def as_generator(rng, where: str = "rng") -> numpy.random.Generator:
@@ -243,3 +243,34 @@ def layer_parameters(weight_shape, bias_size, init: str, rng, layer: str = "laye
     b = None if bias_size is None else Parameter(backend.asarray(numpy.zeros(bias_size),
                                                                  dtype=backend.default_dtype()))
     return w, b
+
+
+def init_module_(module, init: str, rng=None):
+    """Re-initialise every Linear, Conv2d and ConvTranspose2d inside ``module`` in place
+    (module order, one stream ``rng``), under the scheme ``init`` of :func:`layer_parameters`;
+    layers that only own a bias (a TiedLinear decoder) get the scheme's bias: zeros for
+    "keras"/"glorot", U(±1/√fan_in) for "pytorch".  Returns ``module``.  The Parameter objects
+    are kept (tied weights stay tied, optimizers made before still hold them)."""
+    from .conv import Conv2d, ConvTranspose2d   # the layers import this module
+    from .linear import Linear
+    check_scheme(init, type(module).__name__)
+    rng = as_generator(rng)
+    for m in module.modules():
+        weight, bias = getattr(m, "weight", None), getattr(m, "bias", None)
+        if isinstance(m, (Linear, Conv2d, ConvTranspose2d)):
+            fan_in, fan_out = fans(weight.shape)
+            if init == "pytorch":
+                bound = fan_in_bound(fan_in)
+                uniform_(weight, -bound, bound, rng)
+                if bias is not None:
+                    uniform_(bias, -bound, bound, rng)
+            else:
+                xavier_uniform_(weight, rng=rng)
+                if bias is not None:
+                    zeros_(bias)
+        elif isinstance(bias, Parameter) and weight is not None and init != "pytorch":
+            zeros_(bias)
+        elif isinstance(bias, Parameter) and weight is not None:
+            bound = fan_in_bound(getattr(m, "in_features", fans(weight.shape)[0]))
+            uniform_(bias, -bound, bound, rng)
+    return module
