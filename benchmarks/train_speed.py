@@ -1,30 +1,45 @@
 #!/usr/bin/env python
-"""Training throughput of tinyae against PyTorch, on the tutorials' models.
+"""Training throughput of tinyae against PyTorch, JAX and DeZero, on the tutorials' models.
 
-    python benchmarks/train_speed.py                      # NumPy vs PyTorch CPU, all models
-    python benchmarks/train_speed.py --quick --models dense-ae-64
-    python benchmarks/train_speed.py --backend cupy       # CuPy vs PyTorch CUDA
-    python benchmarks/train_speed.py --json out.json --profile
+    python benchmarks/train_speed.py --threads 2 --json speed.json     # the docs' tables
+    python benchmarks/train_speed.py --quick --models dense-ae-64       # a smoke test (seconds)
+    python benchmarks/train_speed.py --isolate                          # each framework in its own process
+    python benchmarks/train_speed.py --backend cupy                     # CuPy vs PyTorch CUDA
 
-What one "step" is, for every framework: zero the gradients, forward, loss, backward,
-Adam update (lr 1e-3).  Three implementations of each model are timed:
+What one "step" is, for every framework: zero the gradients, forward, loss, backward, Adam
+update (lr 1e-3), from the same initial weights (copied from the tinyae model by name):
 
 * ``tinyae``  the model from tinyae.models.build, trained through its interface
               (``model.loss(x)``, ``model.backward_loss()``) with tinyae.optim.Adam;
-* ``raw``     the same arithmetic, as straight NumPy/CuPy calls on bare arrays, without
-              Module objects (dense layers, activations, losses, VAE sampling inline;
-              convolution/pooling/upsampling by calling a private copy of the layer, whose
-              Module cost is negligible there).  tinyae/raw - 1 is the cost of the Module layer;
-* ``torch``   the identical PyTorch model (weights copied by state_dict name), with
-              torch.optim.Adam, on the same thread count (or on CUDA with --backend cupy).
+* ``raw``     the same arithmetic as straight array calls without Module objects
+              (benchmarks/raw_kernels.py): tinyae/raw − 1 is the cost of the Module layer;
+* ``torch``   the identical PyTorch model, torch.optim.Adam (default options), same threads;
+* ``jax``     the identical model in JAX, the whole step (grad + Adam) one jit-compiled function;
+* ``dezero``  the identical dense model in DeZero (benchmarks/peers.py says how float32 is kept).
+JAX and DeZero are optional: when one is not installed the run says so in one line.
 
-After warm-up steps, R rounds each time S steps of every implementation, interleaved in
-one process (the order alternates each round), so machine noise hits all of them; the
-tables give the median over rounds.  FLOPs are counted analytically (GEMMs only:
-2·M·N·K per forward product, ×3 for forward + the two backward products, convolutions as
-their im2col GEMM); the machine's GEMM peak is a large float32 matmul timed in the same run.
+Fair timing (docs/performance.md, "How the benchmark measures"):
 
-See benchmarks/README.md for how to read the output, docs/performance.md for results.
+* **settle**: before every timed round the process sleeps ``--settle`` seconds (0.3 by
+  default), so that the BLAS/OpenMP worker threads of the framework that ran before have
+  stopped spin-waiting and given the cores back; ``--isolate`` also puts each framework in its
+  own process (the parent only tells one at a time to run a round);
+* **interleaved, alternating**: in each round every implementation runs ``--steps`` steps,
+  the order reversed every other round, so slow drift of the machine hits all alike;
+* **fresh and trained**: the rounds are timed on the freshly initialised models, then every
+  implementation trains ``--train-steps`` more steps (untimed) and the rounds are timed again:
+  the trained regime, where Adam's first moments of parameters whose gradient stays zero (dead
+  ReLU units, always-black border pixels) have decayed into subnormal floats.  The count of
+  subnormal Adam-state entries of each framework is reported;
+* **spread**: every ratio is computed round by round (that round's two step times) and given
+  as median (min–max) over the rounds.
+
+FLOPs are counted analytically (GEMMs only: 2·M·N·K per forward product, ×3 for forward +
+the two backward products, convolutions as their im2col GEMM); the machine's GEMM peak is a
+large float32 matmul timed in the same run.  The machine (CPU model, flags, cores, BLAS) is
+read from the system and printed first.
+
+See benchmarks/README.md for every option and column, docs/performance.md for results.
 """
 from __future__ import annotations
 
@@ -35,10 +50,13 @@ import cProfile
 import gzip
 import json
 import math
+import multiprocessing
 import os
 import platform
 import pstats
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -48,19 +66,23 @@ from pathlib import Path
 
 import numpy
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:           # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for _p in (ROOT, HERE):                  # run from a checkout without installing; the neighbours
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
 
 import tinyae  # noqa: E402
 from tinyae import backend, nn, optim  # noqa: E402
 from tinyae.backend import BackendError  # noqa: E402
-from tinyae.nn.activation import sigmoid as activation_sigmoid  # noqa: E402
+
+import peers  # noqa: E402  (benchmarks/peers.py: JAX and DeZero)
+from raw_kernels import Parts, model_parts, raw_step  # noqa: E402,F401  (Parts: for importers)
 
 try:
     import torch
     import torch.nn.functional as TF
-except ImportError:  # the benchmark still runs, with tinyae-only columns
+except ImportError:  # the benchmark still runs, without the PyTorch columns
     torch = None
 
 try:
@@ -69,6 +91,8 @@ except ImportError:
     threadpoolctl = None
 
 MNIST_DIR = Path(os.environ.get("TINYAE_MNIST", ROOT.parent / "shared" / "data" / "mnist"))
+IMPLS = ("tinyae", "raw", "torch", "jax", "dezero")
+PEERS = ("torch", "jax", "dezero")
 
 
 # ---------------------------------------------------------------------------
@@ -81,16 +105,17 @@ class Bench:
     builder: str        # name in the tinyae.models registry (tinyae.models.build)
     batch: int
     input: str          # "14x14" (N, 196) in [-1, 1], "784" (N, 784) or "1x28x28" (N, 1, 28, 28)
-    target: float | None = None   # issue 7's minimum tinyae/PyTorch ratio (CPU, 2 threads)
+    target: float | None = None   # issue 14's minimum tinyae/PyTorch ratio (CPU, 2 threads, trained)
 
 
 BENCHES = [
-    Bench("dense-ae-64", "196-64-16-3 AE", "dense-196-64-16", 64, "14x14", 3.0),
+    Bench("dense-ae-64", "196-64-16-3 AE", "dense-196-64-16", 64, "14x14", 2.5),
     Bench("dense-ae-1024", "196-64-16-3 AE", "dense-196-64-16", 1024, "14x14"),
-    Bench("dense-vae-64", "196-64-16-3 VAE", "vae-196-64-16", 64, "14x14", 3.0),
+    Bench("dense-vae-64", "196-64-16-3 VAE", "vae-196-64-16", 64, "14x14", 2.5),
     Bench("dense-vae-1024", "196-64-16-3 VAE", "vae-196-64-16", 1024, "14x14"),
-    Bench("ae-784-200", "784-250-16 / 16-320-784 AE", "ae-784-250-16", 200, "784", 1.2),
-    Bench("vae-784-128", "784-400-20 VAE", "vae-784-400-20", 128, "784"),
+    Bench("ae-784-200", "784-250-16 / 16-320-784 AE", "ae-784-250-16", 200, "784", 1.0),
+    Bench("ae-784-1024", "784-250-16 / 16-320-784 AE", "ae-784-250-16", 1024, "784", 1.0),
+    Bench("vae-784-128", "784-400-20 VAE", "vae-784-400-20", 128, "784", 1.0),
     Bench("conv-ae-200", "conv AE", "conv-ae", 200, "1x28x28", 1.0),
 ]
 BENCH_BY_KEY = {b.key: b for b in BENCHES}
@@ -100,45 +125,6 @@ def build_model(bench: Bench, seed: int):
     """The tinyae model, exactly as the tutorials build it."""
     from tinyae import models  # noqa: PLC0415
     return models.build(bench.builder, seed=seed)
-
-
-@dataclass
-class Parts:
-    """What the raw and PyTorch twins need to know about a tinyae model: its sub-modules and
-    its objective.  An AE is decoder(encoder(x)); a VAE has an encoder trunk, two heads
-    (mean, log-variance) and samples z = μ + exp(½ℓ)·ε before the decoder.
-    recon: "mse", "bce_logits" (the decoder gives logits) or "bce" (probabilities)."""
-
-    encoder: object
-    decoder: object
-    recon: str
-    reduction: str
-    mean: object = None
-    logvar: object = None
-    beta: float = 1.0
-    rng: object = None      # a copy of the model's noise Generator (the VAE's ε)
-
-    @property
-    def is_vae(self):
-        return self.mean is not None
-
-    def modules(self):
-        names = ("encoder", "mean", "logvar", "decoder") if self.is_vae else ("encoder", "decoder")
-        return {k: getattr(self, k) for k in names}
-
-
-def model_parts(model) -> Parts:
-    """Read a tinyae.models AutoEncoder / VAE into :class:`Parts` (no corruption, no penalty)."""
-    if getattr(model, "corruption", None) is not None or getattr(model, "penalty", None) is not None:
-        raise NotImplementedError("the benchmark times plain AEs/VAEs (no corruption or penalty)")
-    loss = model.recon_loss
-    recon = {"MSELoss": "mse", "BCEWithLogitsLoss": "bce_logits", "BCELoss": "bce"}[type(loss).__name__]
-    if hasattr(model, "mean_head"):
-        return Parts(model.encoder, model.decoder, recon, loss.reduction, model.mean_head, model.logvar_head,
-                     model.beta, copy.deepcopy(model.rng))
-    return Parts(model.encoder, model.decoder, recon, loss.reduction)
-
-
 # ---------------------------------------------------------------------------
 # data
 # ---------------------------------------------------------------------------
@@ -176,7 +162,9 @@ def make_batches(images, bench: Bench, count: int):
 
 
 # ---------------------------------------------------------------------------
-# implementation 1: tinyae (the model's training interface + tinyae.optim.Adam)
+# the implementations: each a step function ``step(x) -> loss`` with ``step.sync()`` (wait
+# for queued device work) and ``step.adam_state()`` (the Adam moment arrays, for counting
+# subnormals)
 # ---------------------------------------------------------------------------
 def tinyae_step(model):
     """One training step, as tinyae's fit loop takes it."""
@@ -188,201 +176,22 @@ def tinyae_step(model):
         model.backward_loss()
         opt.step()
         return total
+    step.opt = opt
     return step
 
 
-# ---------------------------------------------------------------------------
-# implementation 2: raw kernels (same arithmetic, no Module objects)
-# ---------------------------------------------------------------------------
-# A layer becomes a tuple ("kind", Parameters / constants...); forward/backward below are
-# one if-chain over the tuples, each branch the same array calls the tinyae layer makes.
-# Parameters are copies, updated by tinyae.optim.Adam (not a Module: the optimizer is the
-# same code in both), so the implementations never share memory.
-
-def compile_raw(module, slots):
-    """Flatten a tinyae Module tree into raw op tuples; append the (copied) Parameters to ``slots``.
-    The ops hold Parameter objects and read ``.data`` / ``.grad`` at every use, as the layers do,
-    so an optimizer may rebind them."""
-    name = type(module).__name__
-
-    def param(p):
-        own = nn.Parameter(p.data.copy())
-        slots.append(own)
-        return own
-
-    if isinstance(module, nn.Sequential):
-        return [op for child in module for op in compile_raw(child, slots)]
-    if name == "Linear":
-        return [("linear", param(module.weight), param(module.bias))]
-    if name == "ReLU":
-        return [("relu",)]
-    if name == "LeakyReLU":
-        return [("lrelu", module.negative_slope)]
-    if name == "Tanh":
-        return [("tanh",)]
-    if name == "Sigmoid":
-        return [("sigmoid",)]
-    if name == "Identity":
-        return []
-    if name in ("Flatten", "Reshape"):
-        return [("reshape", getattr(module, "shape", None))]
-    if name in ("Conv2d", "MaxPool2d", "Upsample"):
-        # The spatial layers: a private copy of the layer itself (with its own Parameters).
-        # Their kernels are being tuned and their signatures change; a mirror here would
-        # drift.  The Module cost of 8 such calls (a few µs) is nothing beside their array
-        # work (~100 ms per step in the conv AE), so the overhead figure is unaffected.
-        twin = copy.deepcopy(module)
-        slots.extend(twin.parameters())
-        return [("layer", twin)]
-    raise NotImplementedError(f"raw kernels: no translation for {name}")
+def optimizer_state(opt):
+    """The moment arrays of a tinyae optimizer (its flat buffers when it has them)."""
+    flat = getattr(opt, "_flat_state", None)
+    if flat:
+        return list(flat.values())
+    return [a for st in opt.state for a in st.values()]
 
 
-def raw_forward(ops, x, tape):
-    """Run the ops on x, pushing what backward needs onto ``tape``.
-
-    The branches mirror tinyae/nn/linear.py and activation.py (and raw_step mirrors the
-    losses and models): when those kernels change, change these too.  The agreement test
-    (tests/test_benchmarks_smoke.py) catches a numerical mismatch, not a speed one."""
-    xp = backend.get_array_module(x)
-    for op in ops:
-        kind = op[0]
-        if kind == "linear":
-            tape.append(x)
-            x = x @ op[1].data.T
-            x += op[2].data
-        elif kind == "relu":
-            mask = x > 0
-            tape.append(mask)
-            x = x * mask
-        elif kind == "lrelu":
-            mask = x > 0
-            tape.append(mask)
-            y = x * x.dtype.type(op[1])
-            x = xp.maximum(x, y, out=y)        # 0 <= slope <= 1 in these models
-        elif kind == "tanh":
-            x = xp.tanh(x)
-            tape.append(x)
-        elif kind == "sigmoid":
-            x = activation_sigmoid(x)          # the function Sigmoid and BCEWithLogitsLoss call
-            tape.append(x)
-        elif kind == "reshape":
-            tape.append(x.shape)
-            x = x.reshape(x.shape[0], -1) if op[1] is None else x.reshape((x.shape[0],) + op[1])
-        elif kind == "layer":
-            x = op[1].forward(x)
-        else:
-            raise NotImplementedError(kind)
-    return x
-
-
-def raw_backward(ops, dy, tape, input_grad=True):
-    """The reverse of raw_forward: returns dL/dx, accumulates into the grads.  With
-    ``input_grad`` False (the encoder: its input is data) it stops after the first layer with
-    parameters and returns None, as a model's Sequential does (``needs_input_grad``)."""
-    first = next((i for i, op in enumerate(ops) if op[0] in ("linear", "layer")), None)
-    for i in reversed(range(len(ops))):
-        op = ops[i]
-        kind = op[0]
-        if kind == "linear":
-            _, w, b = op
-            x = tape.pop()
-            w.grad += dy.T @ x
-            b.grad += dy.sum(axis=0)
-            if i == first and not input_grad:
-                return None
-            dy = dy @ w.data
-        elif kind == "relu":
-            dy = dy * tape.pop()
-        elif kind == "lrelu":
-            slope = tape.pop() * dy.dtype.type(1 - op[1])
-            slope += dy.dtype.type(op[1])
-            slope *= dy
-            dy = slope
-        elif kind == "tanh":
-            y = tape.pop()
-            dy = dy * (1 - y * y)
-        elif kind == "sigmoid":
-            y = tape.pop()
-            dy = dy * y * (1 - y)
-        elif kind == "reshape":
-            dy = dy.reshape(tape.pop())
-        elif kind == "layer":
-            op[1].set_needs_input_grad(input_grad or i != first)
-            dy = op[1].backward(dy)
-            if dy is None:
-                return None
-    return dy
-
-
-def raw_step(parts: Parts, seed: int):
-    """One training step as straight array calls on copies of the model's parameters: the
-    arithmetic of AutoEncoder/VAE.loss + backward_loss, the losses and tinyae.optim.Adam,
-    without Module objects (the Module-overhead baseline)."""
-    slots = []
-    ops = {k: compile_raw(m, slots) for k, m in parts.modules().items()}
-    enc, dec = ops["encoder"], ops["decoder"]
-    xp = backend.get_array_module(slots[0].data)
-    kind, reduction = parts.recon, parts.reduction
-    opt = optim.Adam(slots, lr=1e-3)
-
-    def reduce(a):
-        return a.mean() if reduction == "mean" else a.sum()
-
-    def recon_fwd_bwd(p, t):
-        """(loss, dL/dp): the arithmetic of MSELoss / BCEWithLogitsLoss / BCELoss."""
-        scale = p.dtype.type(1.0 / p.size if reduction == "mean" else 1.0)
-        if kind == "mse":
-            diff = p - t
-            return reduce(diff * diff), diff * (2 * scale)
-        if kind == "bce_logits":
-            softplus = xp.maximum(p, 0) + xp.log1p(xp.exp(-xp.abs(p)))
-            value = reduce(softplus - t * p)
-            return value, (activation_sigmoid(p) - t) * scale
-        tiny = numpy.finfo(p.dtype).tiny
-        log_p = xp.maximum(xp.log(xp.maximum(p, tiny)), -100.0)
-        log_1mp = xp.maximum(xp.log(xp.maximum(1 - p, tiny)), -100.0)
-        value = reduce(-(t * log_p + (1 - t) * log_1mp))
-        denom = xp.maximum(p * (1 - p), p.dtype.type(1e-12))
-        return value, (p - t) / denom * scale
-
-    if not parts.is_vae:
-        def step(x):
-            opt.zero_grad()
-            tape = []
-            value, d = recon_fwd_bwd(raw_forward(dec, raw_forward(enc, x, tape), tape), x)
-            raw_backward(enc, raw_backward(dec, d, tape), tape, input_grad=False)
-            opt.step()
-            return value
-        return step
-
-    head_mu, head_lv = ops["mean"], ops["logvar"]
-    host_rng = copy.deepcopy(parts.rng) if parts.rng is not None else numpy.random.default_rng(seed)
-    beta = parts.beta
-
-    def vae_step(x):
-        opt.zero_grad()
-        tape, tape_mu, tape_lv, tape_dec = [], [], [], []
-        h = raw_forward(enc, x, tape)
-        mu, lv = raw_forward(head_mu, h, tape_mu), raw_forward(head_lv, h, tape_lv)
-        eps = xp.asarray(host_rng.standard_normal(mu.shape), dtype=mu.dtype)   # as VAE draws ε
-        std = xp.exp(lv * lv.dtype.type(0.5))
-        rec, d = recon_fwd_bwd(raw_forward(dec, mu + std * eps, tape_dec), x)
-        var = xp.exp(lv)
-        kl = -0.5 * (1 + lv - mu * mu - var).sum()
-        if reduction == "mean":
-            kl = kl / mu.shape[0]
-        value = rec + kl * kl.dtype.type(beta)
-        dz = raw_backward(dec, d, tape_dec)
-        s = mu.dtype.type(1.0 / mu.shape[0] if reduction == "mean" else 1.0)
-        b = mu.dtype.type(beta)
-        dmean, dlogvar = mu * s, (var - 1) * (s * mu.dtype.type(0.5))
-        dm = dz + dmean * b
-        dl = dz * eps * std * dz.dtype.type(0.5) + dlogvar * b
-        raw_backward(enc, raw_backward(head_mu, dm, tape_mu) + raw_backward(head_lv, dl, tape_lv), tape,
-                     input_grad=False)
-        opt.step()
-        return value
-    return vae_step
+def with_hooks(step, sync=None, adam_state=None):
+    step.sync = sync or getattr(step, "sync", None) or (lambda: None)
+    step.adam_state = adam_state or getattr(step, "adam_state", None) or (lambda: [])
+    return step
 
 
 # ---------------------------------------------------------------------------
@@ -416,6 +225,7 @@ def torch_step(parts: Parts, device: str, seed: int, host_eps: bool = False):
             loss.backward()
             opt.step()
             return loss
+        step.opt = opt
         return step
 
     head_mu, head_lv = mods["mean"], mods["logvar"]
@@ -440,29 +250,100 @@ def torch_step(parts: Parts, device: str, seed: int, host_eps: bool = False):
         loss.backward()
         opt.step()
         return loss
+    vae_step.opt = opt
     return vae_step
 
 
-def agreement(key: str, seed: int = 0, steps: int = 3, batch=None):
+def make_impl(name: str, bench: Bench, seed: int, gpu: bool):
+    """The step function of implementation ``name`` for ``bench`` (a fresh model from ``seed``).
+    Raises peers.PeerUnsupported when that framework is missing or cannot build the model."""
+    model = build_model(bench, seed)
+    if name == "tinyae":
+        step = tinyae_step(model)
+        return with_hooks(step, backend.synchronize if gpu else None, lambda: optimizer_state(step.opt))
+    parts = model_parts(model)
+    if name == "raw":
+        step = raw_step(parts, seed)
+        return with_hooks(step, backend.synchronize if gpu else None,
+                          (lambda: optimizer_state(step.opt)) if hasattr(step, "opt") else None)
+    if name == "torch":
+        if torch is None:
+            raise peers.PeerUnsupported("PyTorch is not installed")
+        dev = "cuda" if gpu else "cpu"
+        t_step = torch_step(parts, dev, seed)
+        cache = {}
+
+        def step(x):
+            t = cache.get(id(x))
+            if t is None:
+                t = cache[id(x)] = (x, torch.from_numpy(backend.to_numpy(x)).to(dev))
+            return t_step(t[1])
+        return with_hooks(step, torch.cuda.synchronize if gpu else None,
+                          lambda: [s for st in t_step.opt.state.values() for s in st.values()
+                                   if getattr(s, "ndim", 0) > 0])
+    if gpu:
+        raise peers.PeerUnsupported(f"{name} is compared on the CPU only")
+    available = peers.available()
+    if name == "jax":
+        if not available["jax"]:
+            raise peers.PeerUnsupported("JAX is not installed (pip install jax)")
+        return with_hooks(peers.jax_step(parts, seed))
+    if name == "dezero":
+        if not available["dezero"]:
+            raise peers.PeerUnsupported("DeZero is not installed (pip install dezero)")
+        return with_hooks(peers.dezero_step(parts, seed))
+    raise ValueError(f"unknown implementation {name!r}")
+
+
+def agreement(key: str, seed: int = 0, steps: int = 3, batch=None, impls=("raw", "tinyae", "torch")):
     """Losses of the first ``steps`` training steps of each implementation, from the same
-    weights, noise and data: {"tinyae": [...], "raw": [...], "torch": [...]}.  tinyae and raw
-    must agree to rounding (same arithmetic), PyTorch to float32 accuracy."""
+    weights, noise and data: {"tinyae": [...], "raw": [...], "torch": [...], ...}.  tinyae and
+    raw must agree to rounding (same arithmetic), the peers to float32 accuracy.  A peer that
+    is missing or cannot build the model is left out."""
     bench = BENCH_BY_KEY[key]
     if batch is not None:
         bench = Bench(bench.key, bench.title, bench.builder, batch, bench.input)
     images, _ = load_images(bench.batch, seed)
     x = make_batches(images, bench, 1)[0]
-    model = build_model(bench, seed)
-    parts = model_parts(model)
-    impls = {"raw": (raw_step(parts, seed), backend.asarray(x)), "tinyae": (tinyae_step(model), backend.asarray(x))}
-    if torch is not None:
-        impls["torch"] = (torch_step(parts, "cpu", seed, host_eps=True), torch.from_numpy(x))
-
-    def number(v):
-        return float(v.detach()) if hasattr(v, "detach") else float(v)
+    out = {}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Using padding='same' with even kernel")
-        return {name: [number(step(xb)) for _ in range(steps)] for name, (step, xb) in impls.items()}
+        for name in impls:
+            parts = model_parts(build_model(bench, seed))
+            if name == "tinyae":
+                step, xb = tinyae_step(build_model(bench, seed)), backend.asarray(x)
+            elif name == "raw":
+                step, xb = raw_step(parts, seed), backend.asarray(x)
+            elif name == "torch":
+                if torch is None:
+                    continue
+                step, xb = torch_step(parts, "cpu", seed, host_eps=True), torch.from_numpy(x)
+            else:
+                if not peers.available().get(name):
+                    continue
+                try:
+                    step = (peers.jax_step if name == "jax" else peers.dezero_step)(parts, seed, host_eps=True)
+                except peers.PeerUnsupported:
+                    continue
+                xb = x
+            out[name] = [float(numpy.asarray(v.detach() if hasattr(v, "detach") else v)) for v in
+                         (step(xb) for _ in range(steps))]
+    return out
+
+
+def count_subnormals(arrays):
+    """(subnormal entries, all entries) over float arrays of any framework (moved to the host)."""
+    sub = total = 0
+    for a in arrays:
+        h = a.detach().cpu().numpy() if hasattr(a, "detach") else numpy.asarray(backend.to_numpy(a)
+                                                                                   if not isinstance(a, numpy.ndarray) else a)
+        if h.dtype.kind != "f":
+            continue
+        tiny = numpy.finfo(h.dtype).tiny
+        mag = numpy.abs(h)
+        sub += int(numpy.count_nonzero((mag < tiny) & (mag > 0)))
+        total += h.size
+    return sub, total
 
 
 # ---------------------------------------------------------------------------
@@ -504,35 +385,6 @@ def count_flops(step, x) -> float:
         for cls, original in originals.items():
             cls.forward = original
     return sum(seen) / x.shape[0]
-
-
-def time_rounds(steps_by_name, batches, steps, repeat, clock):
-    """Median seconds per step of each implementation: ``repeat`` rounds of ``steps`` steps each,
-    implementations interleaved, order reversed every other round.  Returns (median, all)."""
-    names = list(steps_by_name)
-    rounds = {n: [] for n in names}
-    for r in range(repeat):
-        for name in (names if r % 2 == 0 else names[::-1]):
-            fn = steps_by_name[name]
-            t0 = clock()
-            for i in range(steps):
-                fn(batches[i % len(batches)])
-            rounds[name].append((clock() - t0) / steps)
-    return {n: statistics.median(v) for n, v in rounds.items()}, rounds
-
-
-def calibrate(steps_by_name, batches, warmup, round_time, clock):
-    """Run the warm-up steps; return the step count that makes the slowest round ≈ round_time."""
-    slowest = 0.0
-    for fn in steps_by_name.values():
-        for i in range(warmup):
-            fn(batches[i % len(batches)])
-        t0 = clock()
-        k = max(2, warmup // 2)
-        for i in range(k):
-            fn(batches[i % len(batches)])
-        slowest = max(slowest, (clock() - t0) / k)
-    return max(2, min(100000, round(round_time / slowest)))
 
 
 def gemm_peak(n: int, gpu: bool, reps: int = 5):
@@ -647,10 +499,142 @@ def peak_memory_torch(make_step, batch, gpu: bool):
 
 
 # ---------------------------------------------------------------------------
+# runners: one implementation of one model, in this process or in a process of its own
+# ---------------------------------------------------------------------------
+def limit_threads(threads: int):
+    """Give NumPy's BLAS and PyTorch ``threads`` threads (JAX: see configure_jax_threads)."""
+    limiter = threadpoolctl.threadpool_limits(threads) if threadpoolctl is not None else None
+    if torch is not None:
+        torch.set_num_threads(threads)
+    return limiter
+
+
+def configure_jax_threads(threads: int):
+    """XLA's CPU thread pool is sized when jax is first imported: one thread needs a flag."""
+    if threads == 1 and "jax" not in sys.modules:
+        flags = os.environ.get("XLA_FLAGS", "")
+        if "intra_op_parallelism_threads" not in flags:
+            os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false "
+                                       "intra_op_parallelism_threads=1").strip()
+
+
+class LocalRunner:
+    """Runs one implementation's steps on its own batches and reports seconds per step."""
+
+    def __init__(self, name, bench, seed, gpu, batch_count):
+        self.name, self.gpu = name, gpu
+        images, self.source = load_images(bench.batch * batch_count, seed)
+        self.batches = [backend.asarray(b) for b in make_batches(images, bench, batch_count)]
+        self.step = make_impl(name, bench, seed, gpu)
+        self.done = 0
+
+    def run(self, steps):
+        """Seconds per step over ``steps`` steps (the device synchronised before the clock stops)."""
+        step, batches = self.step, self.batches
+        self.step.sync()
+        t0 = time.perf_counter()
+        for i in range(steps):
+            step(batches[(self.done + i) % len(batches)])
+        step.sync()
+        elapsed = time.perf_counter() - t0
+        self.done += steps
+        return elapsed / steps
+
+    def subnormals(self):
+        return count_subnormals(self.step.adam_state())
+
+    def close(self):
+        pass
+
+
+def _worker(conn, name, key, seed, gpu, batch_count, threads, backend_name):
+    """The loop of a runner in its own process (--isolate): answers ("run", steps),
+    ("subnormals",) and ("close",) over ``conn``."""
+    warnings.filterwarnings("ignore", message="Using padding='same' with even kernel")
+    configure_jax_threads(threads)
+    try:
+        select_backend(backend_name)
+        limit_threads(threads)
+        runner = LocalRunner(name, BENCH_BY_KEY[key], seed, gpu, batch_count)
+    except peers.PeerUnsupported as exc:
+        conn.send(("unsupported", str(exc)))
+        return
+    except Exception as exc:  # noqa: BLE001  (reported by the parent, which stops)
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready", runner.source))
+    while True:
+        cmd = conn.recv()
+        if cmd[0] == "run":
+            conn.send(runner.run(cmd[1]))
+        elif cmd[0] == "subnormals":
+            conn.send(runner.subnormals())
+        else:
+            conn.close()
+            return
+
+
+class ProcessRunner:
+    """A LocalRunner in a process of its own (spawned, so it shares no thread pool or heap)."""
+
+    def __init__(self, name, bench, seed, gpu, batch_count, threads, backend_name):
+        ctx = multiprocessing.get_context("spawn")
+        self.name = name
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker, args=(child, name, bench.key, seed, gpu, batch_count,
+                                                      threads, backend_name), daemon=True)
+        self.proc.start()
+        child.close()
+        status, detail = self.conn.recv()
+        if status == "unsupported":
+            self.proc.join()
+            raise peers.PeerUnsupported(detail)
+        if status == "error":
+            self.proc.join()
+            raise RuntimeError(f"{name} worker failed: {detail}")
+        self.source = detail
+
+    def run(self, steps):
+        self.conn.send(("run", steps))
+        return self.conn.recv()
+
+    def subnormals(self):
+        self.conn.send(("subnormals",))
+        return self.conn.recv()
+
+    def close(self):
+        with contextlib.suppress(OSError, BrokenPipeError):
+            self.conn.send(("close",))
+        self.proc.join(timeout=10)
+
+
+def timed_rounds(runners, steps, repeat, settle):
+    """``repeat`` rounds; in each, every runner runs ``steps`` steps after a ``settle``-second
+    pause, in an order reversed every other round.  Returns {name: [seconds per step, ...]}."""
+    names = list(runners)
+    out = {n: [] for n in names}
+    for r in range(repeat):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            if settle:
+                time.sleep(settle)
+            out[name].append(runners[name].run(steps))
+    return out
+
+
+def spread(values):
+    """{"median", "min", "max"} of a list of numbers."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def ratio_spread(rounds, peer, base="tinyae"):
+    """Per-round throughput ratios base/peer (= peer's step time / base's), median (min–max)."""
+    return spread([p / b for p, b in zip(rounds[peer], rounds[base])])
+
+
+# ---------------------------------------------------------------------------
 # cProfile: where tinyae's time goes
 # ---------------------------------------------------------------------------
-LAYOUT_WORDS = ("im2col", "col2im", "chwn", "pad", "band", "window")   # the conv engine's copy kernels
-CONV_FILES = {"_conv_engine.py", "im2col.py"}
+LAYOUT_WORDS = ("im2col", "col2im", "chwn", "pad", "band", "window")   # functional.py's copy kernels
 KERNEL_FILES = {"activation.py", "losses.py", "pooling.py", "optim.py", "conv.py"}
 CATEGORIES = ("GEMM", "im2col/col2im/layout", "elementwise+reductions", "Python overhead")
 
@@ -659,11 +643,11 @@ def _category(key):
     """Category of a Python function's *own* time (builtins are attributed to their callers)."""
     filename, _, func = key
     base = os.path.basename(filename)
-    if (base == "linear.py" and func in ("forward", "backward")) or (base in CONV_FILES and func == "_gemm"):
+    if (base == "linear.py" and func in ("forward", "backward")) or (base == "functional.py" and func == "_gemm"):
         # x @ W.T, dy.T @ x, dy @ W are operators and numpy.dot is not a plain C function
         # (NumPy ≥ 1.25 wraps it for __array_function__): cProfile books their time here
         return "GEMM"
-    if base in CONV_FILES and any(word in func for word in LAYOUT_WORDS):
+    if base == "functional.py" and any(word in func for word in LAYOUT_WORDS):
         return "im2col/col2im/layout"
     if base in KERNEL_FILES and func not in ("__call__", "_check_input", "_require_cache", "_buffer",
                                              "output_size", "extra_repr", "__repr__"):
@@ -708,98 +692,96 @@ def profile_step(step, batches, steps):
 
 
 # ---------------------------------------------------------------------------
-# the run
+# the machine, read from the system
 # ---------------------------------------------------------------------------
+FLAG_PREFIXES = ("avx", "fma", "amx", "sse4_2")
+
+
+def cpu_description() -> dict:
+    """CPU model, counts and vector flags from ``lscpu`` (or /proc/cpuinfo when it is missing)."""
+    info = {}
+    text = ""
+    if shutil.which("lscpu"):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10,
+                                  env=dict(os.environ, LC_ALL="C")).stdout
+    fields = {}
+    for line in text.splitlines():
+        if ":" in line:
+            k, v = line.split(":", 1)
+            fields[k.strip()] = v.strip()
+    if not fields:                                   # no lscpu: the kernel's own description
+        with contextlib.suppress(OSError):
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if ":" in line:
+                    k, v = line.split(":", 1)
+                    fields.setdefault({"model name": "Model name", "flags": "Flags"}.get(k.strip(), k.strip()),
+                                      v.strip())
+    info["model"] = fields.get("Model name") or platform.processor() or "unknown"
+    for key, name in (("CPU(s)", "logical_cpus"), ("Core(s) per socket", "cores_per_socket"),
+                      ("Socket(s)", "sockets"), ("Thread(s) per core", "threads_per_core")):
+        if fields.get(key, "").isdigit():
+            info[name] = int(fields[key])
+    for key, name in (("Hypervisor vendor", "hypervisor"), ("L2 cache", "l2"), ("L3 cache", "l3"),
+                      ("Vendor ID", "vendor")):
+        if key in fields:
+            info[name] = fields[key]
+    info["vector_flags"] = sorted(f for f in fields.get("Flags", "").split() if f.startswith(FLAG_PREFIXES))
+    info["source"] = "lscpu" if text else "/proc/cpuinfo"
+    return info
+
+
 def machine_info(threads, gpu):
     info = {"python": platform.python_version(), "platform": platform.platform(),
-            "cpu_model": platform.processor() or None, "logical_cpus": os.cpu_count(),
-            "threads": threads, "numpy": numpy.__version__, "tinyae": tinyae.__version__,
-            "backend": backend.describe_device()}
-    try:
+            "cpu": cpu_description(), "threads": threads, "numpy": numpy.__version__,
+            "tinyae": tinyae.__version__, "backend": backend.describe_device()}
+    with contextlib.suppress(AttributeError):
         info["usable_cpus"] = len(os.sched_getaffinity(0))
-    except AttributeError:
-        pass
-    if hasattr(os, "getloadavg"):
-        info["load_average_at_end"] = os.getloadavg()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu_model"] = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     if threadpoolctl is not None:
-        info["blas"] = [{k: d.get(k) for k in ("internal_api", "version", "architecture", "num_threads",
-                                                "threading_layer", "filepath")}
-                        for d in threadpoolctl.threadpool_info() if d.get("user_api") == "blas"]
+        info["threadpools"] = [{k: d.get(k) for k in ("user_api", "internal_api", "version", "architecture",
+                                                       "num_threads", "threading_layer", "filepath")}
+                               for d in threadpoolctl.threadpool_info()]
     if torch is not None:
         info["torch"] = torch.__version__
         info["torch_threads"] = torch.get_num_threads()
-        try:       # e.g. "oneAPI Math Kernel Library Version 2024.2", "MKL-DNN v3.12.0", "CPU capability usage: AVX512"
+        try:       # e.g. "oneAPI Math Kernel Library Version 2024.2", "CPU capability usage: AVX512"
             info["torch_build"] = [line.strip(" -") for line in torch.__config__.show().splitlines()
                                    if any(k in line for k in ("Math Kernel", "MKL-DNN", "OpenMP", "CPU capability"))]
         except Exception:  # noqa: BLE001  (purely informative)
             pass
         if gpu:
             info["gpu"] = torch.cuda.get_device_name()
+    for name in ("jax", "dezero"):
+        if peers.available()[name]:
+            with contextlib.suppress(Exception):
+                from importlib.metadata import version  # noqa: PLC0415
+                info[name] = version(name)
     return info
 
 
-def busy_warning(threads):
-    """Print a warning when other processes already keep the CPUs busy; return the load average."""
-    if not hasattr(os, "getloadavg"):
-        return None
-    load = os.getloadavg()
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cpus = os.cpu_count() or 1
-    if load[0] > 0.5:
-        print(f"# warning: load average {load[0]:.1f} on {cpus} CPUs before starting: other processes are "
-              "running, timings will be noisy" + (" (and multi-threaded BLAS may thrash: try --threads 1)"
-                                                   if threads > 1 and load[0] + threads > cpus else ""),
-              flush=True)
-    return load
+def machine_lines(info) -> list:
+    """The machine as a few printable lines (what the docs' machine table is made from)."""
+    cpu = info["cpu"]
+    counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in cpu.items()
+                       if k in ("logical_cpus", "cores_per_socket", "sockets", "threads_per_core"))
+    lines = [f"CPU: {cpu['model']} ({cpu.get('vendor', '?')}{', ' + cpu['hypervisor'] + ' guest' if 'hypervisor' in cpu else ''})"
+             f"; {counts}; usable here: {info.get('usable_cpus', '?')}; L2 {cpu.get('l2', '?')}, L3 {cpu.get('l3', '?')}"
+             f" (from {cpu['source']})",
+             "vector flags: " + (" ".join(cpu["vector_flags"]) or "none reported")]
+    for pool in info.get("threadpools", []):
+        lines.append(f"{pool['user_api']}: {pool['internal_api']} {pool.get('version') or ''} "
+                     f"({pool.get('architecture') or 'n/a'} kernels, {pool['num_threads']} threads; "
+                     f"{os.path.basename(pool.get('filepath') or '')})")
+    lines.append(f"NumPy {info['numpy']}, Python {info['python']}, {info['platform']}")
+    if "torch" in info:
+        lines.append(f"PyTorch {info['torch']} ({info['torch_threads']} threads): " + "; ".join(info.get("torch_build", [])))
+    for name in ("jax", "dezero"):
+        lines.append(f"{name}: {info.get(name, 'not installed')}")
+    return lines
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="models: " + ", ".join(BENCH_BY_KEY))
-    p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
-                   help="numpy: tinyae on NumPy vs PyTorch CPU; cupy: tinyae on CuPy vs PyTorch CUDA")
-    p.add_argument("--models", default="all", help="comma-separated subset of the model names below")
-    p.add_argument("--repeat", type=int, default=None, help="timed rounds per model (default 9; quick 3)")
-    p.add_argument("--steps", type=int, default=None,
-                   help="steps per round (default: as many as take --round-time seconds)")
-    p.add_argument("--round-time", type=float, default=None,
-                   help="target seconds per round of the slowest implementation (default 0.3; quick 0.02)")
-    p.add_argument("--warmup", type=int, default=None, help="warm-up steps per implementation (default 10)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="threads for NumPy's BLAS and for PyTorch (default: the usable CPUs)")
-    p.add_argument("--quick", action="store_true", help="few, short rounds: a smoke test, not a measurement")
-    p.add_argument("--profile", action="store_true",
-                   help="also cProfile tinyae's steps and print where the time goes")
-    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", metavar="PATH", help="also write every figure to this JSON file")
-    args = p.parse_args(argv)
-    if args.models == "all":
-        args.models = list(BENCH_BY_KEY)
-    else:
-        args.models = [m.strip() for m in args.models.split(",") if m.strip()]
-        unknown = [m for m in args.models if m not in BENCH_BY_KEY]
-        if unknown:
-            p.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(BENCH_BY_KEY)}")
-    args.repeat = args.repeat or (3 if args.quick else 9)
-    args.warmup = args.warmup or (2 if args.quick else 10)
-    args.round_time = args.round_time or (0.02 if args.quick else 0.3)
-    if args.threads is None:
-        try:
-            args.threads = len(os.sched_getaffinity(0))
-        except AttributeError:
-            args.threads = os.cpu_count() or 1
-    return args
+def load_average():
+    return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
 
 def select_backend(name: str) -> bool:
@@ -815,48 +797,104 @@ def select_backend(name: str) -> bool:
     return True
 
 
-def run_one(bench: Bench, args, images, gpu: bool):
+# ---------------------------------------------------------------------------
+# the run
+# ---------------------------------------------------------------------------
+def _memory_child(key, seed, impl, threads, backend_name):
+    """Peak bytes of a fresh model's second step, measured in a process of its own."""
+    warnings.filterwarnings("ignore", message="Using padding='same' with even kernel")
+    gpu = select_backend(backend_name)
+    limit_threads(threads)
+    bench = BENCH_BY_KEY[key]
+    images, _ = load_images(bench.batch, seed)
+    x = make_batches(images, bench, 1)[0]
+    if impl == "tinyae":
+        return peak_memory_tinyae(lambda: tinyae_step(build_model(bench, seed)), backend.asarray(x), gpu)
     dev = "cuda" if gpu else "cpu"
-    host_batches = make_batches(images, bench, 2 if args.quick else 4)
-    batches = [backend.asarray(b) for b in host_batches]
-    model = build_model(bench, args.seed)
-    parts = model_parts(model)
-    impls = {"tinyae": tinyae_step(model), "raw": raw_step(parts, args.seed)}
-    if torch is not None:
-        t_batches = [torch.from_numpy(b).to(dev) for b in host_batches]
-        t_step = torch_step(parts, dev, args.seed)
-        impls["torch"] = lambda x, _s=t_step, _m={id(b): t for b, t in zip(batches, t_batches)}: _s(_m[id(x)])
-    clock = Clock(gpu)
-    steps = args.steps or calibrate(impls, batches, args.warmup, args.round_time, clock)
-    if args.steps:
-        for fn in impls.values():
-            for i in range(args.warmup):
-                fn(batches[i % len(batches)])
-    med, rounds = time_rounds(impls, batches, steps, args.repeat, clock)
+    return peak_memory_torch(lambda: torch_step(model_parts(build_model(bench, seed)), dev, seed),
+                             torch.from_numpy(x).to(dev), gpu)
 
-    # FLOPs from a separate copy of the model (count_flops runs one step on it)
-    flops = 3.0 * count_flops(tinyae_step(build_model(bench, args.seed)), batches[0][:2])
+
+def peak_memory(bench, args, impl, gpu):
+    if args.quick:       # the smoke test: in this process (a spawn costs seconds)
+        return _memory_child(bench.key, args.seed, impl, args.threads, args.backend)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_memory_child, (bench.key, args.seed, impl, args.threads, args.backend))
+
+
+def make_runners(bench, args, gpu, notes):
+    runners = {}
+    for name in args.impls:
+        try:
+            if args.isolate:
+                runners[name] = ProcessRunner(name, bench, args.seed, gpu, args.batches, args.threads, args.backend)
+            else:
+                runners[name] = LocalRunner(name, bench, args.seed, gpu, args.batches)
+        except peers.PeerUnsupported as exc:
+            note = f"{name}: skipped ({exc})"
+            if note not in notes:
+                notes.append(note)
+                print(f"# {note}", flush=True)
+    return runners
+
+
+def regime_result(rounds, bench, flops):
+    out = {}
+    for name, r in rounds.items():
+        med = statistics.median(r)
+        out[name] = {"step_ms": med * 1e3, "best_step_ms": min(r) * 1e3, "worst_step_ms": max(r) * 1e3,
+                     "samples_per_s": bench.batch / med, "gflops": flops * bench.batch / med / 1e9,
+                     "rounds_ms": [t * 1e3 for t in r]}
+    out["ratios"] = {p: ratio_spread(rounds, p) for p in PEERS if p in rounds and "tinyae" in rounds}
+    if "raw" in rounds and "tinyae" in rounds:
+        over = [100.0 * (t / w - 1.0) for t, w in zip(rounds["tinyae"], rounds["raw"])]
+        out["module_overhead_pct"] = spread(over)
+    return out
+
+
+def run_one(bench: Bench, args, gpu: bool, notes):
+    load_start = load_average()
+    runners = make_runners(bench, args, gpu, notes)
+    if "tinyae" not in runners:
+        raise RuntimeError("tinyae itself could not be built")
+    try:
+        source = runners["tinyae"].source
+        for r in runners.values():                       # warm-up (JAX compiles here)
+            r.run(args.warmup)
+        if args.steps:
+            steps = args.steps
+        else:                                            # steps that make the slowest round ≈ round_time
+            k = max(2, args.warmup // 2)
+            slowest = max(r.run(k) for r in runners.values())
+            steps = max(2, min(100000, round(args.round_time / slowest)))
+        fresh = timed_rounds(runners, steps, args.repeat, args.settle)
+        train_ms = {}
+        for name, r in runners.items():                  # into the trained regime (not timed rounds)
+            train_ms[name] = r.run(args.train_steps) * 1e3 if args.train_steps else None
+        subnormals = {name: r.subnormals() for name, r in runners.items()}
+        trained = timed_rounds(runners, steps, args.repeat, args.settle) if args.train_steps else None
+    finally:
+        for r in runners.values():
+            r.close()
+    flops = 3.0 * count_flops(tinyae_step(build_model(bench, args.seed)),
+                              backend.asarray(make_batches(load_images(bench.batch, args.seed)[0], bench, 1)[0][:2]))
     res = {"model": bench.key, "title": bench.title, "batch": bench.batch, "steps_per_round": steps,
            "rounds": args.repeat, "flops_per_sample": flops, "target_ratio": bench.target,
-           "builder": bench.builder}
-    for name, t in med.items():
-        res[name] = {"step_ms": t * 1e3, "best_step_ms": min(rounds[name]) * 1e3, "samples_per_s": bench.batch / t,
-                     "gflops": flops * bench.batch / t / 1e9,
-                     "rounds_ms": [r * 1e3 for r in rounds[name]]}
-    res["module_overhead_pct"] = 100.0 * (med["tinyae"] / med["raw"] - 1.0)
-    res["module_overhead_pct_best"] = 100.0 * (min(rounds["tinyae"]) / min(rounds["raw"]) - 1.0)
-    res["ratio"] = med["torch"] / med["tinyae"] if "torch" in med else None
-
+           "builder": bench.builder, "data": source, "impls": list(runners), "train_steps": args.train_steps,
+           "train_step_ms": train_ms, "load_average": {"start": load_start, "end": load_average()},
+           "adam_subnormals": {n: {"subnormal": s, "entries": t} for n, (s, t) in subnormals.items()},
+           "fresh": regime_result(fresh, bench, flops)}
+    if trained is not None:
+        res["trained"] = regime_result(trained, bench, flops)
     if not args.no_memory:
-        res["tinyae"]["peak_bytes"] = peak_memory_tinyae(
-            lambda: tinyae_step(build_model(bench, args.seed)), batches[0], gpu)
-        if torch is not None:
-            res["torch"]["peak_bytes"] = peak_memory_torch(
-                lambda: torch_step(model_parts(build_model(bench, args.seed)), dev, args.seed),
-                t_batches[0], gpu)
+        res["peak_bytes"] = {"tinyae": peak_memory(bench, args, "tinyae", gpu)}
+        if torch is not None and "torch" in runners:
+            res["peak_bytes"]["torch"] = peak_memory(bench, args, "torch", gpu)
     if args.profile:
+        runner = LocalRunner("tinyae", bench, args.seed, gpu, args.batches)
+        runner.run(args.warmup + args.train_steps)       # profile the trained regime
         prof_steps = max(2, min(steps, 200))
-        cats, top = profile_step(impls["tinyae"], batches, prof_steps)
+        cats, top = profile_step(runner.step, runner.batches, prof_steps)
         res["profile"] = {"steps": prof_steps, "seconds_per_step": cats, "top": top}
     return res
 
@@ -869,28 +907,55 @@ def fmt_mib(b):
     return "n/a" if b is None else f"{b / 2**20:.1f}"
 
 
+def fmt_spread(s, digits=2):
+    if s is None:
+        return "n/a"
+    return f"{s['median']:.{digits}f} ({s['min']:.{digits}f}–{s['max']:.{digits}f})"
+
+
 def table(results):
-    head = ("| model | batch | tinyae samples/s | PyTorch samples/s | tinyae/PyTorch (target) "
-            "| raw kernels samples/s | Module overhead (best rounds) | tinyae GFLOP/s (% peak) | PyTorch GFLOP/s (% peak) "
-            "| peak MiB tinyae / PyTorch |")
+    head = ("| model | batch | regime | tinyae samples/s | tinyae/PyTorch (target) | tinyae/JAX | tinyae/DeZero "
+            "| Module overhead % | tinyae GFLOP/s (% peak) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
-        t, w, raw = r["tinyae"], r.get("torch"), r["raw"]
-        ratio = "n/a" if r["ratio"] is None else f"{r['ratio']:.2f}"
-        if r["target_ratio"]:
-            ok = "" if r["ratio"] is None else (" ✓" if r["ratio"] >= r["target_ratio"] else " ✗")
-            ratio += f" (≥ {r['target_ratio']:g}{ok})"
-        tg = f"{t['gflops']:.1f} ({100 * t['peak_share']:.0f}%)"
-        wg = "n/a" if w is None else f"{w['gflops']:.1f} ({100 * w['peak_share']:.0f}%)"
-        mem = f"{fmt_mib(t.get('peak_bytes'))} / {fmt_mib(w.get('peak_bytes') if w else None)}"
-        lines.append(f"| {r['title']} | {r['batch']} | {fmt_rate(t['samples_per_s'])} | "
-                     f"{fmt_rate(w['samples_per_s'] if w else None)} | {ratio} | {fmt_rate(raw['samples_per_s'])} | "
-                     f"{r['module_overhead_pct']:+.1f}% ({r['module_overhead_pct_best']:+.1f}%) | {tg} | {wg} | {mem} |")
+        for regime in ("fresh", "trained"):
+            if regime not in r:
+                continue
+            g = r[regime]
+            t = g["tinyae"]
+            ratios = g["ratios"]
+            torch_cell = fmt_spread(ratios.get("torch"))
+            if r["target_ratio"] and "torch" in ratios:
+                ok = "✓" if ratios["torch"]["median"] >= r["target_ratio"] else "✗"
+                torch_cell += f" (≥ {r['target_ratio']:g} {ok})"
+            over = g.get("module_overhead_pct")
+            over_cell = "n/a" if over is None else f"{over['median']:+.1f} ({over['min']:+.0f}…{over['max']:+.0f})"
+            lines.append(f"| {r['title']} | {r['batch']} | {regime} | {fmt_rate(t['samples_per_s'])} | {torch_cell} | "
+                         f"{fmt_spread(ratios.get('jax'))} | {fmt_spread(ratios.get('dezero'))} | {over_cell} | "
+                         f"{t['gflops']:.1f} ({100 * t.get('peak_share', 0):.0f}%) |")
+    return "\n".join(lines)
+
+
+def detail_table(results):
+    head = ("| model | batch | steps/round × rounds | trained after | subnormal Adam-state entries (" +
+            " / ".join(IMPLS) + ") | peak MiB tinyae / PyTorch | load avg start → end |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in results:
+        subs = []
+        for name in IMPLS:
+            s = r["adam_subnormals"].get(name)
+            subs.append("—" if s is None else f"{100 * s['subnormal'] / max(1, s['entries']):.1f}%")
+        mem = r.get("peak_bytes", {})
+        la = r["load_average"]
+        load = "n/a" if la["start"] is None else f"{la['start'][0]:.1f} → {la['end'][0]:.1f}"
+        lines.append(f"| {r['title']} | {r['batch']} | {r['steps_per_round']} × {r['rounds']} | "
+                     f"{r['train_steps']} steps | {' / '.join(subs)} | {fmt_mib(mem.get('tinyae'))} / "
+                     f"{fmt_mib(mem.get('torch'))} | {load} |")
     return "\n".join(lines)
 
 
 def profile_table(results):
-    lines = ["| model | batch | step ms (profiled) | " + " | ".join(CATEGORIES) + " | top own-time functions |",
+    lines = ["| model | batch | step ms (profiled) | " + " | ".join(CATEGORIES) + " | top own-time functions (ms) |",
              "|" + "---|" * (4 + len(CATEGORIES))]
     for r in results:
         if "profile" not in r:
@@ -903,54 +968,129 @@ def profile_table(results):
     return "\n".join(lines)
 
 
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="models: " + ", ".join(BENCH_BY_KEY))
+    p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
+                   help="numpy: tinyae on NumPy vs PyTorch CPU (and JAX, DeZero); cupy: CuPy vs PyTorch CUDA")
+    p.add_argument("--models", default="all", help="comma-separated subset of the model names below")
+    p.add_argument("--impls", default="all",
+                   help="comma-separated subset of " + ",".join(IMPLS) + " (tinyae is always included)")
+    p.add_argument("--repeat", type=int, default=None, help="timed rounds per regime (default 9; quick 3)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="steps per round (default: as many as take --round-time seconds)")
+    p.add_argument("--round-time", type=float, default=None,
+                   help="target seconds per round of the slowest implementation (default 0.3; quick 0.02)")
+    p.add_argument("--warmup", type=int, default=None, help="warm-up steps per implementation (default 10)")
+    p.add_argument("--train-steps", type=int, default=None,
+                   help="untimed training steps between the fresh and the trained rounds "
+                        "(default 1000; quick 20; 0: fresh only)")
+    p.add_argument("--settle", type=float, default=None,
+                   help="seconds of sleep before every timed round, for spinning BLAS/OpenMP threads "
+                        "to stop (default 0.3; quick 0)")
+    p.add_argument("--isolate", action="store_true",
+                   help="run each implementation in its own process (the parent drives the rounds)")
+    p.add_argument("--batches", type=int, default=None, help="distinct batches cycled through (default 8; quick 2)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for NumPy's BLAS, PyTorch and JAX (default: the usable CPUs)")
+    p.add_argument("--quick", action="store_true", help="few, short rounds: a smoke test, not a measurement")
+    p.add_argument("--profile", action="store_true",
+                   help="also cProfile tinyae's steps (trained regime) and print where the time goes")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", metavar="PATH", help="also write every figure to this JSON file")
+    p.add_argument("--markdown", metavar="PATH", help="also write the machine and the tables as Markdown")
+    args = p.parse_args(argv)
+    if args.models == "all":
+        args.models = list(BENCH_BY_KEY)
+    else:
+        args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+        unknown = [m for m in args.models if m not in BENCH_BY_KEY]
+        if unknown:
+            p.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(BENCH_BY_KEY)}")
+    if args.impls == "all":
+        args.impls = list(IMPLS)
+    else:
+        wanted = [m.strip() for m in args.impls.split(",") if m.strip()]
+        unknown = [m for m in wanted if m not in IMPLS]
+        if unknown:
+            p.error(f"unknown implementation(s) {', '.join(unknown)}; choose from {', '.join(IMPLS)}")
+        args.impls = ["tinyae"] + [m for m in IMPLS if m in wanted and m != "tinyae"]
+    args.repeat = args.repeat or (3 if args.quick else 9)
+    args.warmup = args.warmup or (2 if args.quick else 10)
+    args.round_time = args.round_time or (0.02 if args.quick else 0.3)
+    args.train_steps = (20 if args.quick else 1000) if args.train_steps is None else args.train_steps
+    args.settle = (0.0 if args.quick else 0.3) if args.settle is None else args.settle
+    args.batches = args.batches or (2 if args.quick else 8)
+    for name in ("repeat", "warmup", "batches"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be at least 1")
+    if args.train_steps < 0 or args.settle < 0:
+        p.error("--train-steps and --settle must not be negative")
+    if args.threads is None:
+        try:
+            args.threads = len(os.sched_getaffinity(0))
+        except AttributeError:
+            args.threads = os.cpu_count() or 1
+    return args
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    configure_jax_threads(args.threads)
     gpu = select_backend(args.backend)        # BackendError propagates (the CLI prints it)
     warnings.filterwarnings("ignore", message="Using padding='same' with even kernel")
-    limiter = threadpoolctl.threadpool_limits(args.threads) if threadpoolctl is not None else None
-    if torch is not None:
-        torch.set_num_threads(args.threads)
+    limiter = limit_threads(args.threads)
     try:
-        print(f"# {backend.describe_device()}; PyTorch "
-              f"{torch.__version__ + (' CUDA' if gpu else ' CPU') if torch is not None else 'not installed'}; "
-              f"{args.threads} thread(s)",
-              flush=True)
-        load = busy_warning(args.threads)
+        info = machine_info(args.threads, gpu)
+        for line in machine_lines(info):
+            print(f"# {line}", flush=True)
+        load = load_average()
+        print(f"# {backend.describe_device()}; {args.threads} thread(s); load average at start "
+              f"{'n/a' if load is None else ', '.join(f'{v:.2f}' for v in load)}; "
+              f"settle {args.settle:g} s; {'one process per implementation' if args.isolate else 'one process'}; "
+              f"trained regime after {args.train_steps} steps", flush=True)
         size = 512 if args.quick else (4096 if gpu else 2048)
         peak = gemm_peak(size, gpu)
         print(f"# GEMM peak (float32 {size}²): {peak['tinyae_backend']:.1f} GFLOP/s "
-              f"{'CuPy' if gpu else 'NumPy'}" + (f", {peak['torch']:.1f} PyTorch" if 'torch' in peak else "")
-              + "; measured again at the end, the higher value counts", flush=True)
-        need = max(BENCH_BY_KEY[m].batch for m in args.models) * (2 if args.quick else 4)
-        images, source = load_images(need, args.seed)
-        results = []
+              f"{'CuPy' if gpu else 'NumPy'}" + (f", {peak['torch']:.1f} PyTorch" if 'torch' in peak else ""),
+              flush=True)
+        notes, results = [], []
         for key in args.models:
-            res = run_one(BENCH_BY_KEY[key], args, images, gpu)
+            res = run_one(BENCH_BY_KEY[key], args, gpu, notes)
             results.append(res)
-            print(f"#   {key}: tinyae {fmt_rate(res['tinyae']['samples_per_s'])}/s, "
-                  f"raw {fmt_rate(res['raw']['samples_per_s'])}/s"
-                  + (f", PyTorch {fmt_rate(res['torch']['samples_per_s'])}/s" if "torch" in res else ""),
-                  flush=True)
+            last = res.get("trained", res["fresh"])
+            print(f"#   {key}: tinyae {fmt_rate(last['tinyae']['samples_per_s'])}/s; "
+                  + "; ".join(f"tinyae/{p} {fmt_spread(s)}" for p, s in last["ratios"].items()), flush=True)
         peak_end = gemm_peak(size, gpu)
         peak = {"size": size, "start": peak, "end": peak_end, "peak": max(peak["peak"], peak_end["peak"])}
-        print(f"# GEMM peak used for '% peak': {peak['peak']:.1f} GFLOP/s")
         for res in results:
-            for impl in ("tinyae", "raw", "torch"):
-                if impl in res:
-                    res[impl]["peak_share"] = res[impl]["gflops"] / peak["peak"]
-        print()
-        print(table(results))
+            for regime in ("fresh", "trained"):
+                for impl, v in res.get(regime, {}).items():
+                    if impl in IMPLS:
+                        v["peak_share"] = v["gflops"] / peak["peak"]
+        md = [table(results), "", detail_table(results)]
         if args.profile:
-            print()
-            print("cProfile of tinyae's steps (share of profiled time; ms per step in the last column):")
-            print(profile_table(results))
+            md += ["", "cProfile of tinyae's steps, trained regime (share of profiled time):", "",
+                   profile_table(results)]
+        print()
+        print("\n".join(md))
         if args.json:
-            out = {"machine": dict(machine_info(args.threads, gpu), load_average_at_start=load), "data": source,
-                   "settings": {k: getattr(args, k) for k in ("backend", "repeat", "steps", "round_time",
-                                                              "warmup", "threads", "quick", "seed")},
-                   "gemm_peak_gflops": peak, "results": results}
+            out = {"machine": dict(info, load_average_at_start=load, load_average_at_end=load_average()),
+                   "settings": {k: getattr(args, k) for k in ("backend", "impls", "repeat", "steps", "round_time",
+                                                              "warmup", "train_steps", "settle", "isolate",
+                                                              "batches", "threads", "quick", "seed")},
+                   "notes": notes, "gemm_peak_gflops": peak, "results": results}
             Path(args.json).write_text(json.dumps(out, indent=2))
             print(f"\nwrote {args.json}")
+        if args.markdown:
+            cmd = "python benchmarks/train_speed.py " + " ".join(sys.argv[1:] if argv is None else argv)
+            body = (["`" + cmd.strip() + "`", ""] + [f"- {line}" for line in machine_lines(info)]
+                    + [f"- GEMM peak (float32 {size}²): {peak['peak']:.1f} GFLOP/s"]
+                    + [f"- {n}" for n in notes] + [""] + md)
+            Path(args.markdown).write_text("\n".join(body) + "\n")
+            print(f"wrote {args.markdown}")
     finally:
         if limiter is not None:
             limiter.restore_original_limits()
