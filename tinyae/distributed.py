@@ -128,7 +128,7 @@ class World:
         self.size = comm.Get_size() if comm is not None else 1
         # the rank among the processes on this machine: which GPU this rank drives
         self.local_rank = comm.Split_type(MPI.COMM_TYPE_SHARED).Get_rank() if comm is not None else 0
-        self.nccl = None          # an NcclReducer once CuPy gradients are first summed
+        self.nccl = None          # an NcclReducer once CuPy gradients are first summed (False: never)
 
     @property
     def is_root(self) -> bool:
@@ -160,10 +160,10 @@ class World:
         NumPy arrays: MPI's Allreduce.  CuPy arrays: NCCL when CuPy has it, else a copy to
         the host, MPI, and back.
         """
-        if self.comm is None or self.size == 1:
+        if self.comm is None or (self.size == 1 and not self.nccl):
             return a
-        if self.nccl is not None or backend.is_cupy_array(a):
-            reducer = self._nccl_reducer()
+        if self.nccl or backend.is_cupy_array(a):
+            reducer = self._nccl_reducer(backend.get_array_module(a))
             if reducer is not None:
                 reducer.allreduce_(a)
                 return a
@@ -186,22 +186,21 @@ class World:
             a[...] = host
         return a
 
-    def _nccl_reducer(self):
+    def _nccl_reducer(self, xp):
         """The NCCL communicator of this job's GPUs, set up on first use (None without NCCL)."""
         if self.nccl is None:
-            nccl = getattr(getattr(backend.xp(), "cuda", None), "nccl", None)
-            if nccl is None or not getattr(nccl, "available", True):
-                return None
-            self.nccl = NcclReducer(self, nccl)
-        return self.nccl
+            nccl = _nccl_module(xp)
+            self.nccl = NcclReducer(self, nccl) if nccl is not None else False
+        return self.nccl or None
 
     def use_nccl(self, nccl_module):
-        """Sum every array through ``NcclReducer(self, nccl_module)`` from now on.
+        """Sum every array through ``NcclReducer(self, nccl_module)`` from now on (even on one
+        rank); ``False``: never use NCCL (CuPy arrays go through the host and MPI).
 
         Normally set up by itself for CuPy arrays; the CPU test passes a stand-in module here to
         walk the NCCL code path (unique id, communicator, in-place allReduce) without a GPU.
         """
-        self.nccl = NcclReducer(self, nccl_module)
+        self.nccl = NcclReducer(self, nccl_module) if nccl_module is not False else False
         return self.nccl
 
     # -- sharding ----------------------------------------------------------------------
@@ -234,6 +233,19 @@ class NcclReducer:
         self.comm.allReduce(ptr, ptr, a.size, self.dtypes[numpy.dtype(a.dtype)], self.nccl.NCCL_SUM,
                             _stream(a))
         return a
+
+
+def _nccl_module(cupy):
+    """CuPy's NCCL bindings (``cupy.cuda.nccl``, a submodule of the module the backend gave us),
+    or None where this CuPy was built without NCCL."""
+    if cupy is numpy:
+        return None
+    try:
+        import importlib
+        nccl = importlib.import_module(cupy.__name__ + ".cuda.nccl")
+    except ImportError:
+        return None
+    return nccl if getattr(nccl, "available", True) else None
 
 
 def _pointer(a) -> int:
