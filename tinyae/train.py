@@ -61,7 +61,8 @@ from ._checks import DTypeError
 from .checkpoint import (CheckpointError, builder_changes, inspect_checkpoint, load_checkpoint,
                          remove_orphans, save_checkpoint)
 
-__all__ = ["fit", "evaluate", "History", "TrainingError", "TrainingInterrupted", "StopTraining"]
+__all__ = ["fit", "evaluate", "resume_from", "History", "TrainingError", "TrainingInterrupted",
+           "StopTraining"]
 
 
 class TrainingError(RuntimeError):
@@ -289,6 +290,21 @@ def _resume(checkpoint, model, optimizer, seed, batch_size, own_loader, say):
 
 def _short(v):
     return f"{v:g}" if isinstance(v, float) else json.dumps(v) if isinstance(v, (list, tuple)) else str(v)
+
+
+def resume_from(checkpoint, model, optimizer, *, seed, batch_size=None, log=print):
+    """``fit(..., resume=True)``'s resume, for a hand-written training loop (examples/vae_mnist.py).
+
+    Loads ``checkpoint`` into ``model`` and ``optimizer`` (parameters, optimizer state, noise
+    generators) after fit's checks: another ``seed`` or architecture is refused
+    (:class:`~tinyae.checkpoint.CheckpointError`), the hyperparameters of the ``optimizer``
+    passed win over the saved ones, and a changed loss weight (β, λ, …) or ``batch_size``
+    (the loop's, None: not compared) is logged.  Returns (history, epoch, note): the
+    :class:`History` so far, the epochs the checkpoint holds, and the changed settings as
+    text ("" if none; fit notes it in the first resumed record as ``record["changed"]``).
+    """
+    say = log if log is not None else (lambda *_: None)
+    return _resume(checkpoint, model, optimizer, seed, batch_size, batch_size is not None, say)
 
 
 def fit(model, optimizer, train, test=None, *, epochs: int = 10, batch_size: int = 64, seed: int = 0,
