@@ -844,3 +844,170 @@ def save_roc(scores, is_anomaly, path, title=None, *, dpi=100):
         ax.set_title(str(title))
     fig.tight_layout()
     return _save_figure(fig, path, dpi), auc
+
+
+# --------------------------------------------------------------------------
+# the Keras tutorials' figures: per-coordinate code histograms, KernelPCA of the
+# codes, the reconstruction-progress animation
+# --------------------------------------------------------------------------
+
+def _codes(codes, name="codes"):
+    z = np.asarray(to_numpy(codes))
+    if z.ndim != 2 or z.dtype.kind not in "fiu" or z.shape[0] == 0:
+        raise ValueError(f"{name} must be a numeric (N, k) array with N >= 1, got shape {z.shape} "
+                         f"dtype {z.dtype}")
+    z = z.astype(np.float64)
+    if not np.all(np.isfinite(z)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return z
+
+
+def _digit_labels(labels, n):
+    labels = np.asarray(to_numpy(labels))
+    if labels.shape != (n,):
+        raise ValueError(f"labels must have shape (N,) = ({n},) to match the codes, got {labels.shape}")
+    if labels.dtype.kind == "f" and np.all(labels == np.round(labels)):
+        labels = labels.astype(np.int64)
+    if labels.dtype.kind not in "iub" or (labels.size and labels.min() < 0):
+        raise ValueError(f"labels must be non-negative integers (digit classes), got dtype {labels.dtype}")
+    return labels.astype(np.int64)
+
+
+def save_code_histograms(codes, path, bins=40, ncols=4, title=None, *, dpi=100):
+    """One histogram per code coordinate, in a grid (``ncols`` per row), as the tutorial
+    shows the distribution of each of the 16 code values.
+
+    codes: (N, k).  Output: 200·ncols × (160·rows + 40 with a title) pixels at ``dpi`` = 100
+    (rows = ceil(k / ncols)); each panel is titled ``z<j>`` with its mean and std.
+    """
+    _check_dpi(dpi)
+    z = _codes(codes)
+    k = z.shape[1]
+    if not isinstance(ncols, numbers.Integral) or ncols < 1:
+        raise ValueError(f"ncols must be a positive integer, got {ncols!r}")
+    if not isinstance(bins, numbers.Integral) or bins < 1:
+        raise ValueError(f"bins must be a positive integer, got {bins!r}")
+    ncols = min(int(ncols), k)
+    rows = math.ceil(k / ncols)
+    top = 40 if title is not None else 0
+    fig = _new_figure(200 * ncols, 160 * rows + top, dpi)
+    fig.set_layout_engine("constrained")
+    axes = fig.subplots(rows, ncols, squeeze=False)
+    for j in range(rows * ncols):
+        ax = axes[j // ncols][j % ncols]
+        if j >= k:
+            ax.set_axis_off()
+            continue
+        ax.hist(z[:, j], bins=int(bins), color="tab:blue")
+        ax.set_title(f"z{j + 1}: mean {z[:, j].mean():.2f}, std {z[:, j].std():.2f}", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.yaxis.set_major_locator(MaxNLocator(3))
+    if title is not None:
+        fig.suptitle(str(title))
+    return _save_figure(fig, path, dpi)
+
+
+def kernel_pca(codes, n_components=2, kernel="rbf", gamma=None, seed=0):
+    """scikit-learn's ``KernelPCA(n_components, kernel, gamma)`` fitted to ``codes`` (N, k);
+    returns the (N, n_components) projection (scikit-learn is a dependency of tinyae);
+    gamma=None is scikit-learn's 1/k."""
+    try:
+        from sklearn.decomposition import KernelPCA
+    except ImportError as exc:
+        raise ImportError("the KernelPCA figures need scikit-learn (a dependency of tinyae): "
+                          f"pip install scikit-learn ({exc})") from None
+    z = _codes(codes)
+    if n_components not in (2, 3):
+        raise ValueError(f"n_components must be 2 or 3 (a 2-D or 3-D scatter), got {n_components!r}")
+    kpca = KernelPCA(n_components=n_components, kernel=kernel, gamma=gamma, random_state=seed)
+    return kpca.fit_transform(z)
+
+
+def save_kernel_pca(codes, labels, path, n_components=2, kernel="rbf", gamma=None, title=None, *,
+                    s=6.0, alpha=0.8, dpi=100):
+    """KernelPCA of the codes (usually 3,000 training codes) in 2-D or 3-D, one colour per
+    digit (tab10) and a legend "0" … "9".
+
+    Output: 640 × 560 pixels (2-D) or 760 × 620 (3-D) at ``dpi`` = 100.
+    """
+    _check_dpi(dpi)
+    z = _codes(codes)
+    labels = _digit_labels(labels, z.shape[0])
+    coords = kernel_pca(z, n_components, kernel, gamma)
+    cmap, _ = _class_colors(labels)
+    three = n_components == 3
+    fig = _new_figure(760 if three else 640, 620 if three else 560, dpi)
+    fig.set_layout_engine("constrained")
+    ax = fig.add_subplot(projection="3d" if three else None)
+    for d in np.unique(labels):
+        pts = coords[labels == d]
+        ax.scatter(*pts.T, s=s, alpha=alpha, linewidths=0, color=cmap(int(d)), label=str(d))
+    name = f"{kernel} KernelPCA" if gamma is None else f"{kernel} KernelPCA (γ = {gamma:g})"
+    ax.set_xlabel(f"{name} 1")
+    ax.set_ylabel(f"{name} 2")
+    if three:
+        ax.set_zlabel(f"{name} 3")
+    ax.legend(title="digit", markerscale=2.5, fontsize=8, loc="upper left",
+              bbox_to_anchor=(1.02, 1.0) if not three else (1.05, 1.0))
+    if title is not None:
+        ax.set_title(str(title))
+    return _save_figure(fig, path, dpi)
+
+
+def save_reconstruction_animation(originals, frames, path, fps=2, *, value_range=(0, 1), scale=2, pad=2,
+                                  dpi=100):
+    """An animated GIF of the reconstructions getting better: frame i shows the originals
+    (top row) over their reconstructions at stage i, titled with the stage's label.
+
+    frames: a dict {epoch: reconstructions} (titled "epoch <e>") or a list of
+    (label, reconstructions); every reconstruction array holds the same images as
+    ``originals`` (shapes as :func:`save_image_grid` takes).  Written through matplotlib's
+    Pillow writer (:class:`matplotlib.animation.PillowWriter`), ``fps`` frames a second, looping.
+    Each frame is the :func:`save_image_grid` grid of 2 rows × n tiles plus a title band:
+    width = scale·(n·W + (n+1)·pad), height = scale·(2·H + 3·pad) + title_height(dpi).
+    """
+    _check_dpi(dpi)
+    from matplotlib.animation import PillowWriter
+
+    class _GifWriter(PillowWriter):
+        """PillowWriter that names the format, so the temporary file needs no .gif suffix."""
+
+        def finish(self):
+            self._frames[0].save(self.outfile, format="GIF", save_all=True, append_images=self._frames[1:],
+                                 duration=int(1000 / self.fps), loop=0)
+
+    if not isinstance(fps, numbers.Real) or not fps > 0:
+        raise ValueError(f"fps must be a positive number, got {fps!r}")
+    items = [(f"epoch {k}", v) for k, v in frames.items()] if isinstance(frames, dict) else list(frames)
+    if not items:
+        raise ValueError("frames is empty: give at least one stage's reconstructions")
+    orig = _as_images(originals, "originals")
+    rgba = []
+    for label, recon in items:
+        rec = _as_images(recon, f"reconstructions at {label!r}")
+        if rec.shape != orig.shape:
+            raise ValueError(f"reconstructions at {label!r} have shape {rec.shape}, the originals {orig.shape}")
+        stack = np.concatenate([orig, rec])
+        vmin, vmax = _value_range(stack, value_range)
+        grid = _to_uint8(_tile(_colorize(stack, "gray", vmin, vmax), nrow=len(orig), pad=pad), scale)
+        rgba.append(_with_title(grid, str(label), dpi))
+    h, w = rgba[0].shape[:2]
+    fig = _new_figure(w, h, dpi)
+    ax = fig.add_axes([0, 0, 1, 1])
+    ax.set_axis_off()
+    im = ax.imshow(rgba[0], interpolation="nearest", aspect="auto")
+
+    def write(tmp):
+        writer = _GifWriter(fps=fps)
+        with writer.saving(fig, tmp, dpi):
+            for frame in rgba:
+                im.set_data(frame)
+                writer.grab_frame()
+
+    try:
+        return _atomic_write(path, write)
+    finally:
+        fig.clear()
+
+
+__all__ += ["save_code_histograms", "kernel_pca", "save_kernel_pca", "save_reconstruction_animation"]
