@@ -2,9 +2,9 @@
 gradient checks, PyTorch agreement, "same" padding, dtypes, and the error messages."""
 import numpy as np
 import pytest
-from hypothesis import assume, given
-from hypothesis import strategies as st
+from hypothesis import given
 
+from strategies import conv_configs, conv_transpose_configs, shape_of
 from tinyae import backend
 from tinyae.gradcheck import check_module
 from tinyae.nn import _conv_engine as engine
@@ -13,35 +13,6 @@ from tinyae.nn.conv import Conv2d, ConvTranspose2d
 from tinyae.nn.im2col import same_padding
 
 RTOL, ATOL = 1e-6, 1e-9
-
-
-# ---------------------------------------------------------------------------
-# hypothesis strategies: valid (batch, channels, size, kernel, stride, padding) combinations
-# ---------------------------------------------------------------------------
-@st.composite
-def conv_configs(draw, max_hw=9):
-    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
-    return dict(
-        n=draw(st.integers(1, 3)), c=draw(st.integers(1, 3)), f=draw(st.integers(1, 3)),
-        kernel=(kh, kw), stride=(draw(st.integers(1, 3)), draw(st.integers(1, 3))), padding=(ph, pw),
-        # the padded input must hold the kernel
-        h=draw(st.integers(max(1, kh - 2 * ph), max_hw)), w=draw(st.integers(max(1, kw - 2 * pw), max_hw)),
-        bias=draw(st.booleans()))
-
-
-@st.composite
-def conv_transpose_configs(draw, max_hw=5):
-    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    cfg = dict(
-        n=draw(st.integers(1, 3)), c=draw(st.integers(1, 3)), f=draw(st.integers(1, 3)),
-        kernel=(kh, kw), stride=(sh, sw), padding=(draw(st.integers(0, 2)), draw(st.integers(0, 2))),
-        output_padding=(draw(st.integers(0, sh - 1)), draw(st.integers(0, sw - 1))),
-        h=draw(st.integers(1, max_hw)), w=draw(st.integers(1, max_hw)), bias=draw(st.booleans()))
-    (ph, pw), (oph, opw) = cfg["padding"], cfg["output_padding"]
-    assume((cfg["h"] - 1) * sh - 2 * ph + kh + oph > 0 and (cfg["w"] - 1) * sw - 2 * pw + kw + opw > 0)
-    return cfg
 
 
 def make_conv(cfg, seed=0):
@@ -55,7 +26,7 @@ def make_conv_t(cfg, seed=0):
 
 def inputs(cfg, seed=0):
     rng = np.random.default_rng(seed)
-    return rng.standard_normal((cfg["n"], cfg["c"], cfg["h"], cfg["w"]))
+    return rng.standard_normal(shape_of(cfg))
 
 
 def sym(p):

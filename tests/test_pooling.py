@@ -5,32 +5,13 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from strategies import distinct, pool_configs, shape_of
 from tinyae import backend
 from tinyae.gradcheck import check_module
 from tinyae.nn import reference as ref
 from tinyae.nn.pooling import AvgPool2d, MaxPool2d, MaxUnpool2d, Upsample
 
 RTOL, ATOL = 1e-6, 1e-9
-
-
-@st.composite
-def pool_configs(draw, max_hw=9):
-    """Kernel, stride and padding as PyTorch allows them (padding at most half the kernel)."""
-    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    ph, pw = draw(st.integers(0, kh // 2)), draw(st.integers(0, kw // 2))
-    return dict(n=draw(st.integers(1, 3)), c=draw(st.integers(1, 3)),
-                kernel=(kh, kw), stride=(draw(st.integers(1, 3)), draw(st.integers(1, 3))), padding=(ph, pw),
-                h=draw(st.integers(max(1, kh - 2 * ph), max_hw)), w=draw(st.integers(max(1, kw - 2 * pw), max_hw)))
-
-
-def distinct(shape, seed=0):
-    """Values with no ties, 0.1 apart: max pooling is differentiable at them with margin."""
-    rng = np.random.default_rng(seed)
-    return (rng.permutation(int(np.prod(shape))).reshape(shape) - np.prod(shape) / 2) * 0.1
-
-
-def shape_of(cfg):
-    return cfg["n"], cfg["c"], cfg["h"], cfg["w"]
 
 
 # ---------------------------------------------------------------------------
@@ -102,7 +83,7 @@ def test_upsample_by_hand():
 # ---------------------------------------------------------------------------
 @given(pool_configs())
 def test_max_pool_matches_loop_reference(cfg):
-    x = distinct(shape_of(cfg))
+    x = distinct(0, shape_of(cfg), spacing=0.1)
     y, idx = MaxPool2d(cfg["kernel"], cfg["stride"], cfg["padding"], return_indices=True)(x)
     ry, ridx = ref.max_pool2d(x, cfg["kernel"], cfg["stride"], cfg["padding"])
     np.testing.assert_array_equal(y, ry)
@@ -111,7 +92,7 @@ def test_max_pool_matches_loop_reference(cfg):
 
 @given(pool_configs())
 def test_avg_pool_matches_loop_reference(cfg):
-    x = distinct(shape_of(cfg))
+    x = distinct(0, shape_of(cfg), spacing=0.1)
     y = AvgPool2d(cfg["kernel"], cfg["stride"], cfg["padding"])(x)
     np.testing.assert_allclose(y, ref.avg_pool2d(x, cfg["kernel"], cfg["stride"], cfg["padding"]),
                                rtol=RTOL, atol=ATOL)
@@ -122,19 +103,19 @@ def test_avg_pool_matches_loop_reference(cfg):
 # ---------------------------------------------------------------------------
 @given(pool_configs(max_hw=7))
 def test_max_pool_gradcheck(cfg):
-    check_module(MaxPool2d(cfg["kernel"], cfg["stride"], cfg["padding"]), distinct(shape_of(cfg)))
+    check_module(MaxPool2d(cfg["kernel"], cfg["stride"], cfg["padding"]), distinct(0, shape_of(cfg), spacing=0.1))
 
 
 @given(pool_configs(max_hw=7))
 def test_avg_pool_gradcheck(cfg):
-    check_module(AvgPool2d(cfg["kernel"], cfg["stride"], cfg["padding"]), distinct(shape_of(cfg)))
+    check_module(AvgPool2d(cfg["kernel"], cfg["stride"], cfg["padding"]), distinct(0, shape_of(cfg), spacing=0.1))
 
 
 @st.composite
 def unpool_cases(draw):
     """A pooled map with its indices, from a MaxPool2d whose windows never share a winner."""
     cfg = draw(pool_configs(max_hw=8))
-    x = distinct(shape_of(cfg), seed=draw(st.integers(0, 10)))
+    x = distinct(draw(st.integers(0, 10)), shape_of(cfg), spacing=0.1)
     pool = MaxPool2d(cfg["kernel"], cfg["stride"], cfg["padding"], return_indices=True)
     y, idx = pool(x)
     flat = idx.reshape(idx.shape[0] * idx.shape[1], -1)
@@ -180,7 +161,7 @@ def _torch_grad(fn, x, dy, torch):
 @given(pool_configs())
 def test_max_pool_matches_torch(cfg):
     torch = pytest.importorskip("torch")
-    x = distinct(shape_of(cfg))
+    x = distinct(0, shape_of(cfg), spacing=0.1)
     pool = MaxPool2d(cfg["kernel"], cfg["stride"], cfg["padding"], return_indices=True)
     y, idx = pool(x)
     dy = np.random.default_rng(1).standard_normal(y.shape)
@@ -247,14 +228,14 @@ def test_upsample_matches_torch(n, c, h, w, sh, sw):
                                   lambda: Upsample(2)])
 def test_float32_is_preserved(make):
     layer = make()
-    x = distinct((2, 3, 6, 6)).astype(np.float32)
+    x = distinct(0, (2, 3, 6, 6), spacing=0.1).astype(np.float32)
     y = layer(x)
     dx = layer.backward(np.ones_like(y))
     assert y.dtype == dx.dtype == np.float32 and dx.shape == x.shape
 
 
 def test_unpool_float32_and_int32_indices():
-    x = distinct((2, 3, 6, 6)).astype(np.float32)
+    x = distinct(0, (2, 3, 6, 6), spacing=0.1).astype(np.float32)
     y, idx = MaxPool2d(2, return_indices=True)(x)
     unpool = MaxUnpool2d(2)
     z = unpool(y, idx.astype(np.int32), output_size=(2, 3, 6, 6))
@@ -299,7 +280,7 @@ def test_bad_inputs():
         Upsample(2)(np.zeros((1, 1, 2, 2), dtype=np.int64))
     with pytest.raises(RuntimeError, match="backward called before forward"):
         MaxPool2d(2).backward(np.zeros((1, 1, 2, 2)))
-    y, idx = MaxPool2d(2, return_indices=True)(distinct((1, 2, 4, 4)))
+    y, idx = MaxPool2d(2, return_indices=True)(distinct(0, (1, 2, 4, 4), spacing=0.1))
     with pytest.raises(ValueError, match=r"expected indices of the input's shape \(1, 2, 2, 2\)"):
         MaxUnpool2d(2)(y, idx[:, :1])
     with pytest.raises(ValueError, match="integer indices"):
@@ -322,7 +303,7 @@ def test_cupy_matches_numpy():
     if not backend.cupy_available():
         pytest.skip("CuPy with a CUDA device is not available")
     import cupy
-    x = distinct((2, 3, 8, 8))
+    x = distinct(0, (2, 3, 8, 8), spacing=0.1)
     for make in (lambda: MaxPool2d(3, 2, 1), lambda: AvgPool2d(3, 2, 1), lambda: Upsample(2)):
         cpu, gpu = make(), make()
         y = cpu(x)

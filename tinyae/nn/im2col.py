@@ -11,8 +11,9 @@ and the output y (N, F, OH, OW) with OH = (Hp - KH) // SH + 1 (likewise OW).
 The whole idea: copy every receptive field into a column, ``cols = im2col(xpad)`` of
 shape (C*KH*KW, N*OH*OW).  The convolution is then one matrix product,
 ``y = W · im2col(x)`` with W = w.reshape(F, C*KH*KW), and its backward is that of a
-matrix product (as for Linear), followed by col2im, the adjoint of the copy.
-The pooling layers use the argument, padding and window helpers of this file too.
+matrix product (as for Linear), followed by col2im, the adjoint of the copy.  Pooling is
+the same columns reduced by a max or a mean instead of multiplied.  The pooling layers use
+the argument, padding and window helpers of this file too.
 """
 from __future__ import annotations
 
@@ -189,3 +190,48 @@ def conv_transpose2d_backward(dy, x, w, stride, padding):
     dx = w.reshape(c, -1) @ cols                                                # (C, N*H*W)
     dw = _as_matrix(x) @ cols.T                                                 # (C, F*KH*KW)
     return _from_matrix(dx, n, (h, wd)), dw.reshape(w.shape), dy.sum(axis=(0, 2, 3))
+
+
+# --- pooling: the same columns, reduced instead of multiplied ------------------------------
+def _pool_cols(x, kernel, stride, padding, value):
+    """Every channel as its own one-channel image: cols (KH*KW, N*C*OH*OW), one column per
+    window.  Returns ``(cols, xpad_shape, out_hw)``."""
+    (n, c, h, w), (ph, pw) = x.shape, padding
+    out_hw = conv_output_size("pool2d", (h, w), kernel, stride, (ph, ph, pw, pw))
+    xpad = pad_hw(x, (ph, ph, pw, pw), value).reshape(n * c, 1, h + 2 * ph, w + 2 * pw)
+    return im2col(xpad, kernel, stride, out_hw), xpad.shape, out_hw
+
+
+def _pool_dx(dcols, xpad_shape, x_shape, kernel, stride, out_hw, padding):
+    """dx (N, C, H, W) from the gradient of the pooling columns: col2im, then drop the padding."""
+    (n, c, h, w), (ph, pw) = x_shape, padding
+    return col2im(dcols, xpad_shape, kernel, stride, out_hw).reshape(n, c, h + 2 * ph, w + 2 * pw)[
+        :, :, ph:ph + h, pw:pw + w]
+
+
+def max_pool2d(x, kernel, stride, padding):
+    """(y, backward) of max pooling: y = the max of each column of im2col(x padded with -inf);
+    ``backward(dy)`` puts each window's dy on the row (the pixel) that won it, then col2im."""
+    xp = get_array_module(x)
+    cols, xpad_shape, out_hw = _pool_cols(x, kernel, stride, padding, -xp.inf)
+    winner = cols.argmax(axis=0)                              # first maximum on ties
+    y = cols.max(axis=0).reshape(x.shape[:2] + out_hw)
+
+    def backward(dy):
+        dcols = xp.zeros_like(cols)
+        dcols[winner, xp.arange(cols.shape[1])] = dy.reshape(-1)
+        return _pool_dx(dcols, xpad_shape, x.shape, kernel, stride, out_hw, padding)
+    return y, backward
+
+
+def avg_pool2d(x, kernel, stride, padding):
+    """(y, backward) of average pooling (zero padding, divisor KH*KW): y = the mean of each
+    column; ``backward(dy)`` gives every row of a column dy / (KH*KW), then col2im."""
+    xp = get_array_module(x)
+    cols, xpad_shape, out_hw = _pool_cols(x, kernel, stride, padding, 0)
+    y = cols.mean(axis=0).reshape(x.shape[:2] + out_hw)
+
+    def backward(dy):
+        dcols = xp.broadcast_to(dy.reshape(1, -1) / cols.shape[0], cols.shape)
+        return _pool_dx(dcols, xpad_shape, x.shape, kernel, stride, out_hw, padding)
+    return y, backward
