@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tinyae import nn
-from tinyae.gradcheck import GradcheckError, check_loss, check_module, check_scalar_function
+from tinyae.gradcheck import (GradcheckError, check_loss, check_module, check_scalar_function, diagnose,
+                              directional_derivative, numerical_gradient, relative_error, roundoff)
 from tinyae.losses import MSELoss
 
 MODES = ["full", "directional"]
@@ -46,8 +47,9 @@ class NoFactorTwoMSE(MSELoss):
 
 
 def _reported(message):
-    """The tensor names on the report lines (every line after the header)."""
-    return {re.split(r"[\[ ]", line.strip(), maxsplit=1)[0] for line in message.splitlines()[1:]}
+    """The tensor names on the report lines (every line after the header but the diagnoses)."""
+    return {re.split(r"[\[ ]", line.strip(), maxsplit=1)[0] for line in message.splitlines()[1:]
+            if not line.strip().startswith("likely:")}
 
 
 def _analytic_numeric(message, tensor):
@@ -218,3 +220,206 @@ def test_non_contiguous_arrays_are_perturbed(mode):
     assert check_scalar_function(f, {"a": a}, {"a": 3 * a ** 2}, mode=mode) < 1e-7
     with pytest.raises(GradcheckError):
         check_scalar_function(f, {"a": a}, {"a": 3.03 * a ** 2}, mode=mode)
+
+
+# ---------------------------------------------------------------------------
+# the pieces: numerical_gradient, directional_derivative, relative_error
+# ---------------------------------------------------------------------------
+def test_numerical_gradient_of_a_known_function():
+    a = np.random.default_rng(4).standard_normal((3, 4))
+    saved = a.copy()
+    g = numerical_gradient(lambda: float(np.sum(np.sin(a)) + np.sum(a) ** 2), a)
+    np.testing.assert_allclose(g, np.cos(saved) + 2 * np.sum(saved), rtol=1e-8, atol=1e-8)
+    np.testing.assert_array_equal(a, saved)                   # every element put back
+
+
+def test_directional_derivative_moves_every_array_at_once():
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal(4), rng.standard_normal((2, 3))
+    da, db = rng.standard_normal(4), rng.standard_normal((2, 3))
+    saved_a, saved_b = a.copy(), b.copy()
+    got = directional_derivative(lambda: float(np.sum(a ** 2) * np.sum(b)), {"a": a, "b": b}, {"a": da, "b": db})
+    expected = np.sum(2 * saved_a * da) * np.sum(saved_b) + np.sum(saved_a ** 2) * np.sum(db)
+    assert got == pytest.approx(float(expected), rel=1e-8)
+    np.testing.assert_array_equal(a, saved_a)
+    np.testing.assert_array_equal(b, saved_b)
+
+
+def test_relative_error_and_its_roundoff_allowance():
+    assert relative_error(1.01, 1.0, floor=0.0) == pytest.approx(0.01 / 2.01)
+    assert relative_error(0.0, 0.0) == 0.0                     # the floor: no 0/0
+    # an absolute difference within the allowance passes at any size of the elements
+    allowance = roundoff(1e3, eps=1e-6)
+    assert allowance == pytest.approx(16 * np.finfo(np.float64).eps * 1e3 / 2e-6)
+    assert relative_error(1e-9 + 0.5 * allowance, 1e-9, allowance=allowance, tol=1e-5) <= 1e-5
+    assert relative_error(1e-9 + 2 * allowance, 1e-9, allowance=allowance, tol=1e-5) > 1e-5
+
+
+# ---------------------------------------------------------------------------
+# a failed check names the likely mistake: one deliberately broken layer per pattern
+# ---------------------------------------------------------------------------
+class HalfWeightGradLinear(nn.Linear):
+    """dL/dW missing its factor: half of what it should be."""
+
+    def backward(self, dy):
+        dx = super().backward(dy)
+        self.weight.grad -= 0.5 * (dy.T @ self.x)
+        return dx
+
+
+class SignFlippedLinear(nn.Linear):
+    """dL/dx with the wrong sign."""
+
+    def backward(self, dy):
+        return -super().backward(dy)
+
+
+class TransposedWeightGradLinear(nn.Linear):
+    """dL/dW computed as x.T @ dy, the gradient of the transposed weight (square layer)."""
+
+    def backward(self, dy):
+        dx = super().backward(dy)
+        self.weight.grad -= dy.T @ self.x
+        self.weight.grad += self.x.T @ dy
+        return dx
+
+
+class ForgetsWeightGradLinear(nn.Linear):
+    """Computes dL/dW into a local and never adds it into .grad."""
+
+    def backward(self, dy):
+        dw = self.weight.grad + dy.T @ self.x          # noqa: F841 (the bug: dw is dropped)
+        if self.bias is not None:
+            self.bias.grad += dy.sum(axis=0)
+        return dy @ self.weight.data
+
+
+class RunningTotalLinear(nn.Linear):
+    """Keeps a running total of dL/dW that zero_grad() does not clear, and adds the total."""
+
+    def backward(self, dy):
+        self.total = getattr(self, "total", 0) + dy.T @ self.x
+        self.weight.grad += self.total
+        if self.bias is not None:
+            self.bias.grad += dy.sum(axis=0)
+        return dy @ self.weight.data
+
+
+class OverwritingLinear(nn.Linear):
+    """Writes dL/dW into .grad (=) instead of adding (+=)."""
+
+    def backward(self, dy):
+        dx = super().backward(dy)
+        self.weight.grad[...] = dy.T @ self.x
+        return dx
+
+
+class BorderlessConv2d(nn.Conv2d):
+    """A padded convolution whose dx loses the border pixels (as if the padding were cut
+    from the wrong side)."""
+
+    def backward(self, dy):
+        dx = super().backward(dy).copy()
+        dx[:, :, 0, :] = dx[:, :, -1, :] = dx[:, :, :, 0] = dx[:, :, :, -1] = 0
+        return dx
+
+
+class TurnedKernelConv2d(nn.Conv2d):
+    """dL/dw turned by 180°: the gradient of a convolution, not of a cross-correlation."""
+
+    def backward(self, dy):
+        before = self.weight.grad.copy()
+        dx = super().backward(dy)
+        dw = self.weight.grad - before
+        self.weight.grad[...] = before + dw[:, :, ::-1, ::-1]
+        return dx
+
+
+def _failure(layer, x, mode):
+    with pytest.raises(GradcheckError) as info:
+        check_module(layer, x, mode=mode)
+    return str(info.value)
+
+
+X34 = np.random.default_rng(11).standard_normal((3, 4))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_diagnoses_a_missing_factor(mode):
+    msg = _failure(HalfWeightGradLinear(4, 3, rng=0), X34, mode)
+    assert _reported(msg) == {"weight"}
+    assert "likely: analytic ≈ 0.5 × numeric everywhere: a constant factor: a missing factor 2?" in msg
+    rng = np.random.default_rng(0)
+    with pytest.raises(GradcheckError, match=r"analytic ≈ 0\.5 × numeric.*a missing factor 2\?"):
+        check_loss(NoFactorTwoMSE(), rng.standard_normal((3, 4)), rng.standard_normal((3, 4)))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_diagnoses_a_sign_flip(mode):
+    msg = _failure(SignFlippedLinear(4, 3, rng=0), X34, mode)
+    assert _reported(msg) == {"input0"}
+    assert "likely: analytic ≈ −numeric everywhere: a sign flip" in msg
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_diagnoses_the_gradient_of_the_transposed_weight(mode):
+    msg = _failure(TransposedWeightGradLinear(4, 4, rng=0), X34, mode)
+    assert _reported(msg) == {"weight"}
+    assert "the gradient of the transposed weight" in msg
+    # not square: the shapes differ, and the error says which way
+    w = np.random.default_rng(15).standard_normal((3, 4))
+    with pytest.raises(GradcheckError, match=r"has shape \(4, 3\), but 'weight' has shape \(3, 4\) \(transposed"):
+        check_scalar_function(lambda: float(np.sum(w ** 2)), {"weight": w}, {"weight": 2 * w.T}, mode=mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_diagnoses_an_all_zero_gradient(mode):
+    msg = _failure(ForgetsWeightGradLinear(4, 3, rng=0), X34, mode)
+    assert _reported(msg) == {"weight"}
+    assert "likely: the analytic gradient is all zeros while the numeric one is not: did backward add into `.grad`" \
+        in msg
+
+
+def test_diagnoses_a_gradient_that_doubles_on_the_second_call():
+    msg = _failure(RunningTotalLinear(4, 3, rng=0), X34, "full")
+    assert "weight (second call): after zero_grad() the same forward and backward give 2 × the first gradient" in msg
+    assert "likely: state not reset between calls / accumulated twice" in msg
+    assert "input0" not in _reported(msg) and "bias" not in _reported(msg)
+
+
+def test_diagnoses_a_gradient_that_overwrites_instead_of_adding():
+    msg = _failure(OverwritingLinear(4, 3, rng=0), X34, "full")
+    assert _reported(msg) == {"weight"}
+    assert "two backward calls leave 1 × the gradient in .grad, not 2 ×" in msg
+    assert "likely: backward overwrites .grad (=) instead of adding into it (+=)" in msg
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_diagnoses_errors_confined_to_the_border(mode):
+    x = np.random.default_rng(12).standard_normal((2, 3, 6, 5))
+    msg = _failure(BorderlessConv2d(3, 2, 3, padding=1, rng=0), x, mode)
+    assert _reported(msg) == {"input0"}
+    assert "likely: the mismatches all lie within 1 row(s)/column(s) of the border" in msg
+    assert "padding or edge handling?" in msg
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_diagnoses_a_kernel_turned_by_180_degrees(mode):
+    x = np.random.default_rng(13).standard_normal((2, 2, 5, 5))
+    msg = _failure(TurnedKernelConv2d(2, 3, 3, rng=0), x, mode)
+    assert _reported(msg) == {"weight"}
+    assert "analytic ≈ numeric with the kernel turned by 180°" in msg
+
+
+def test_no_pattern_is_claimed_for_a_random_error():
+    rng = np.random.default_rng(14)
+    numeric = rng.standard_normal((3, 4))
+    assert diagnose(numeric + rng.standard_normal((3, 4)), numeric, bad=np.ones((3, 4), bool)) == []
+    a = rng.standard_normal((3, 4))
+
+    def f():
+        return float(np.sum(a ** 2))
+
+    wrong = 2 * a + rng.standard_normal((3, 4))
+    with pytest.raises(GradcheckError, match=r"likely: no simple pattern: \d+ of 12 elements disagree"):
+        check_scalar_function(f, {"a": a}, {"a": wrong}, mode="full")
