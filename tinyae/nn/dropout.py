@@ -39,8 +39,9 @@ class Dropout(Module):
         xp = backend.get_array_module(x)
         if mask is None:
             mask = self.rng.random(x.shape) >= self.p
-        elif tuple(mask.shape) != tuple(x.shape):
-            raise ValueError(f"{self!r}: mask shape {tuple(mask.shape)} != input shape {tuple(x.shape)}")
+        elif getattr(mask, "shape", None) != x.shape:
+            raise ValueError(f"{self!r}: mask shape {getattr(mask, 'shape', type(mask).__name__)} != input "
+                             f"shape {tuple(x.shape)}; pass a 0/1 array of the input's shape")
         self.scale = xp.asarray(mask, dtype=x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))
         return x * self.scale
 
@@ -75,8 +76,9 @@ class GaussianNoise(Module):
         xp = backend.get_array_module(x)
         if noise is None:
             noise = self.rng.standard_normal(x.shape)
-        elif tuple(noise.shape) != tuple(x.shape):
-            raise ValueError(f"{self!r}: noise shape {tuple(noise.shape)} != input shape {tuple(x.shape)}")
+        elif getattr(noise, "shape", None) != x.shape:
+            raise ValueError(f"{self!r}: noise shape {getattr(noise, 'shape', type(noise).__name__)} != input "
+                             f"shape {tuple(x.shape)}; pass an array of the input's shape")
         return x + xp.asarray(noise, dtype=x.dtype) * x.dtype.type(self.std)
 
     def backward(self, dy):
