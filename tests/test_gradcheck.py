@@ -288,7 +288,7 @@ class ForgetsWeightGradLinear(nn.Linear):
     """Computes dL/dW into a local and never adds it into .grad."""
 
     def backward(self, dy):
-        dw = self.weight.grad + dy.T @ self.x          # noqa: F841 (the bug: dw is dropped)
+        self.dw = dy.T @ self.x                        # the bug: computed, never added into .grad
         if self.bias is not None:
             self.bias.grad += dy.sum(axis=0)
         return dy @ self.weight.data
@@ -335,80 +335,59 @@ class TurnedKernelConv2d(nn.Conv2d):
         return dx
 
 
-def _failure(layer, x, mode):
-    with pytest.raises(GradcheckError) as info:
-        check_module(layer, x, mode=mode)
-    return str(info.value)
-
-
 X34 = np.random.default_rng(11).standard_normal((3, 4))
+X2365 = np.random.default_rng(12).standard_normal((2, 3, 6, 5))
+X2255 = np.random.default_rng(13).standard_normal((2, 2, 5, 5))
+
+# (broken layer, input, the one tensor reported, what the report must say)
+BROKEN = {
+    "missing factor": (lambda: HalfWeightGradLinear(4, 3, rng=0), X34, "weight",
+                       ["likely: analytic ≈ 0.5 × numeric everywhere: a constant factor: a missing factor 2?"]),
+    "sign flip": (lambda: SignFlippedLinear(4, 3, rng=0), X34, "input0",
+                  ["likely: analytic ≈ −numeric everywhere: a sign flip"]),
+    "transposed weight": (lambda: TransposedWeightGradLinear(4, 4, rng=0), X34, "weight",
+                          ["likely: analytic ≈ numeric with its first two axes swapped: "
+                           "the gradient of the transposed weight"]),
+    "all-zero gradient": (lambda: ForgetsWeightGradLinear(4, 3, rng=0), X34, "weight",
+                          ["likely: the analytic gradient is all zeros while the numeric one is not: "
+                           "did backward add into `.grad`"]),
+    "doubles on the second call": (lambda: RunningTotalLinear(4, 3, rng=0), X34, "weight",
+                                   ["weight (second call): after zero_grad() the same forward and backward give "
+                                    "2 × the first gradient", "likely: state not reset between calls / accumulated twice"]),
+    "overwrites .grad": (lambda: OverwritingLinear(4, 3, rng=0), X34, "weight",
+                         ["two backward calls leave 1 × the gradient in .grad, not 2 ×",
+                          "likely: backward overwrites .grad (=) instead of adding into it (+=)"]),
+    "border only": (lambda: BorderlessConv2d(3, 2, 3, padding=1, rng=0), X2365, "input0",
+                    ["likely: the mismatches all lie within 1 row(s)/column(s) of the border",
+                     "padding or edge handling?"]),
+    "turned kernel": (lambda: TurnedKernelConv2d(2, 3, 3, rng=0), X2255, "weight",
+                      ["likely: analytic ≈ numeric with the kernel turned by 180°"]),
+}
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_diagnoses_a_missing_factor(mode):
-    msg = _failure(HalfWeightGradLinear(4, 3, rng=0), X34, mode)
-    assert _reported(msg) == {"weight"}
-    assert "likely: analytic ≈ 0.5 × numeric everywhere: a constant factor: a missing factor 2?" in msg
+@pytest.mark.parametrize("mistake", list(BROKEN))
+def test_a_failed_check_names_the_likely_mistake(mistake, mode):
+    make, x, tensor, phrases = BROKEN[mistake]
+    with pytest.raises(GradcheckError) as info:
+        check_module(make(), x, mode=mode)
+    msg = str(info.value)
+    assert _reported(msg) == {tensor}
+    for phrase in phrases:
+        assert phrase in msg
+
+
+def test_diagnoses_a_loss_missing_its_factor_two():
     rng = np.random.default_rng(0)
     with pytest.raises(GradcheckError, match=r"analytic ≈ 0\.5 × numeric.*a missing factor 2\?"):
         check_loss(NoFactorTwoMSE(), rng.standard_normal((3, 4)), rng.standard_normal((3, 4)))
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_diagnoses_a_sign_flip(mode):
-    msg = _failure(SignFlippedLinear(4, 3, rng=0), X34, mode)
-    assert _reported(msg) == {"input0"}
-    assert "likely: analytic ≈ −numeric everywhere: a sign flip" in msg
-
-
-@pytest.mark.parametrize("mode", MODES)
-def test_diagnoses_the_gradient_of_the_transposed_weight(mode):
-    msg = _failure(TransposedWeightGradLinear(4, 4, rng=0), X34, mode)
-    assert _reported(msg) == {"weight"}
-    assert "the gradient of the transposed weight" in msg
-    # not square: the shapes differ, and the error says which way
+def test_a_transposed_gradient_shape_is_named(mode):
     w = np.random.default_rng(15).standard_normal((3, 4))
     with pytest.raises(GradcheckError, match=r"has shape \(4, 3\), but 'weight' has shape \(3, 4\) \(transposed"):
         check_scalar_function(lambda: float(np.sum(w ** 2)), {"weight": w}, {"weight": 2 * w.T}, mode=mode)
-
-
-@pytest.mark.parametrize("mode", MODES)
-def test_diagnoses_an_all_zero_gradient(mode):
-    msg = _failure(ForgetsWeightGradLinear(4, 3, rng=0), X34, mode)
-    assert _reported(msg) == {"weight"}
-    assert "likely: the analytic gradient is all zeros while the numeric one is not: did backward add into `.grad`" \
-        in msg
-
-
-def test_diagnoses_a_gradient_that_doubles_on_the_second_call():
-    msg = _failure(RunningTotalLinear(4, 3, rng=0), X34, "full")
-    assert "weight (second call): after zero_grad() the same forward and backward give 2 × the first gradient" in msg
-    assert "likely: state not reset between calls / accumulated twice" in msg
-    assert "input0" not in _reported(msg) and "bias" not in _reported(msg)
-
-
-def test_diagnoses_a_gradient_that_overwrites_instead_of_adding():
-    msg = _failure(OverwritingLinear(4, 3, rng=0), X34, "full")
-    assert _reported(msg) == {"weight"}
-    assert "two backward calls leave 1 × the gradient in .grad, not 2 ×" in msg
-    assert "likely: backward overwrites .grad (=) instead of adding into it (+=)" in msg
-
-
-@pytest.mark.parametrize("mode", MODES)
-def test_diagnoses_errors_confined_to_the_border(mode):
-    x = np.random.default_rng(12).standard_normal((2, 3, 6, 5))
-    msg = _failure(BorderlessConv2d(3, 2, 3, padding=1, rng=0), x, mode)
-    assert _reported(msg) == {"input0"}
-    assert "likely: the mismatches all lie within 1 row(s)/column(s) of the border" in msg
-    assert "padding or edge handling?" in msg
-
-
-@pytest.mark.parametrize("mode", MODES)
-def test_diagnoses_a_kernel_turned_by_180_degrees(mode):
-    x = np.random.default_rng(13).standard_normal((2, 2, 5, 5))
-    msg = _failure(TurnedKernelConv2d(2, 3, 3, rng=0), x, mode)
-    assert _reported(msg) == {"weight"}
-    assert "analytic ≈ numeric with the kernel turned by 180°" in msg
 
 
 def test_no_pattern_is_claimed_for_a_random_error():

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from strategies import away_from_zero, distinct, seeds
 from tinyae import nn
 from tinyae.gradcheck import check_module
 from tinyae.nn import Module
@@ -41,20 +42,8 @@ def _normal(shape):
     return lambda rng, dtype: (rng.standard_normal(shape).astype(dtype),)
 
 
-def away_from_zero(rng, shape, dtype=np.float64, low=0.1, high=2.0):
-    """Values with |v| in [low, high] and random sign: no element near ReLU's kink."""
-    sign = np.where(rng.random(shape) < 0.5, -1.0, 1.0)
-    return (sign * rng.uniform(low, high, size=shape)).astype(dtype)
-
-
 def _kinkless(shape):
     return lambda rng, dtype: (away_from_zero(rng, shape, dtype),)
-
-
-def distinct(rng, shape, dtype=np.float64, spacing=0.05):
-    """A shuffled grid of well-spaced distinct values (no ties for max-pooling)."""
-    n = math.prod(shape)
-    return ((rng.permutation(n) - n / 2.0) * spacing).reshape(shape).astype(dtype)
 
 
 def _distinct(shape):
@@ -300,9 +289,6 @@ def test_registry_gradcheck_float64(entry):
 # ---------------------------------------------------------------------------------------
 # Hypothesis-driven float64 gradient checks of the dense layers.
 # ---------------------------------------------------------------------------------------
-seeds = st.integers(0, 2**32 - 1)
-
-
 @given(n=st.integers(1, 5), d=st.integers(1, 6), m=st.integers(1, 6), bias=st.booleans(), seed=seeds)
 def test_gradcheck_linear(n, d, m, bias, seed):
     rng = np.random.default_rng(seed)

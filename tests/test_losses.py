@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from strategies import seeds
 from tinyae.gradcheck import check_loss
 from tinyae.losses import BCELoss, BCEWithLogitsLoss, GaussianKL, MSELoss
 from tinyae.nn.activation import sigmoid
 
 GRADCHECK_WORST: dict[str, float] = {}
-seeds = st.integers(0, 2**32 - 1)
 reductions = st.sampled_from(["mean", "sum"])
 
 

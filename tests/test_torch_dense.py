@@ -15,13 +15,13 @@ torch = pytest.importorskip("torch")
 from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from strategies import away_from_zero, seeds  # noqa: E402
 from tinyae import nn  # noqa: E402
 from tinyae.losses import BCELoss, BCEWithLogitsLoss, GaussianKL, MSELoss  # noqa: E402
 from tinyae.optim import SGD, Adam  # noqa: E402
 
 RTOL = 1e-6
 AGREEMENT_WORST: dict[str, float] = {}
-seeds = st.integers(0, 2**32 - 1)
 
 
 def rel_err(ours, theirs) -> float:
@@ -42,10 +42,6 @@ def agree(what: str, ours, theirs, rtol: float = RTOL):
 
 def t64(a, grad=False):
     return torch.tensor(np.asarray(a, dtype=np.float64), requires_grad=grad)
-
-
-def away_from_zero(rng, shape, low=0.1, high=2.0):
-    return np.where(rng.random(shape) < 0.5, -1.0, 1.0) * rng.uniform(low, high, size=shape)
 
 
 def compare_layer(name, ours, theirs, x, rng, extra=()):

@@ -42,12 +42,9 @@ def conv2d(x, w, b, stride, pads):
     xpad = pad(x, pads)
     oh, ow = out_size(xpad.shape[2], xpad.shape[3], kh, kw, sh, sw)
     y = np.zeros((n, f, oh, ow))
-    for ni in range(n):
-        for fi in range(f):
-            for r in range(oh):
-                for s in range(ow):
-                    window = xpad[ni, :, r * sh:r * sh + kh, s * sw:s * sw + kw]
-                    y[ni, fi, r, s] = np.sum(window * w[fi]) + (b[fi] if b is not None else 0.0)
+    for ni, fi, r, s in np.ndindex(n, f, oh, ow):
+        window = xpad[ni, :, r * sh:r * sh + kh, s * sw:s * sw + kw]
+        y[ni, fi, r, s] = np.sum(window * w[fi]) + (b[fi] if b is not None else 0.0)
     return y
 
 
@@ -62,15 +59,12 @@ def conv2d_backward(x, w, dy, stride, pads):
     dw = np.zeros_like(w)
     db = np.zeros(f)
     _, _, oh, ow = dy.shape
-    for ni in range(n):
-        for fi in range(f):
-            for r in range(oh):
-                for s in range(ow):
-                    g = dy[ni, fi, r, s]
-                    rows, cols = slice(r * sh, r * sh + kh), slice(s * sw, s * sw + kw)
-                    dxpad[ni, :, rows, cols] += g * w[fi]
-                    dw[fi] += g * xpad[ni, :, rows, cols]
-                    db[fi] += g
+    for ni, fi, r, s in np.ndindex(n, f, oh, ow):
+        g = dy[ni, fi, r, s]
+        rows, cols = slice(r * sh, r * sh + kh), slice(s * sw, s * sw + kw)
+        dxpad[ni, :, rows, cols] += g * w[fi]
+        dw[fi] += g * xpad[ni, :, rows, cols]
+        db[fi] += g
     return dxpad[:, :, pt:pt + h, pl:pl + wd], dw, db
 
 
@@ -84,11 +78,8 @@ def conv_transpose2d(x, w, b, stride, padding, output_padding):
     oph, opw = output_padding
     oh, ow = (h - 1) * sh - 2 * ph + kh + oph, (wd - 1) * sw - 2 * pw + kw + opw
     ypad = np.zeros((n, f, oh + 2 * ph, ow + 2 * pw))
-    for ni in range(n):
-        for ci in range(c):
-            for r in range(h):
-                for s in range(wd):
-                    ypad[ni, :, r * sh:r * sh + kh, s * sw:s * sw + kw] += x[ni, ci, r, s] * w[ci]
+    for ni, ci, r, s in np.ndindex(n, c, h, wd):
+        ypad[ni, :, r * sh:r * sh + kh, s * sw:s * sw + kw] += x[ni, ci, r, s] * w[ci]
     y = ypad[:, :, ph:ph + oh, pw:pw + ow]
     if b is not None:
         y = y + b[None, :, None, None]
@@ -103,13 +94,10 @@ def conv_transpose2d_backward(x, w, dy, stride, padding):
     ph, pw = padding
     dypad = pad(dy, (ph, ph, pw, pw))
     dx, dw = np.zeros_like(x), np.zeros_like(w)
-    for ni in range(n):
-        for ci in range(c):
-            for r in range(h):
-                for s in range(wd):
-                    patch = dypad[ni, :, r * sh:r * sh + kh, s * sw:s * sw + kw]   # (F, KH, KW)
-                    dx[ni, ci, r, s] = np.sum(patch * w[ci])
-                    dw[ci] += x[ni, ci, r, s] * patch
+    for ni, ci, r, s in np.ndindex(n, c, h, wd):
+        patch = dypad[ni, :, r * sh:r * sh + kh, s * sw:s * sw + kw]   # (F, KH, KW)
+        dx[ni, ci, r, s] = np.sum(patch * w[ci])
+        dw[ci] += x[ni, ci, r, s] * patch
     return dx, dw, dy.sum(axis=(0, 2, 3))
 
 
@@ -121,14 +109,11 @@ def max_pool2d(x, kernel, stride, padding):
     oh, ow = out_size(xpad.shape[2], xpad.shape[3], kh, kw, sh, sw)
     y = np.zeros((n, c, oh, ow))
     idx = np.zeros((n, c, oh, ow), dtype=np.int64)
-    for ni in range(n):
-        for ci in range(c):
-            for r in range(oh):
-                for s in range(ow):
-                    win = xpad[ni, ci, r * sh:r * sh + kh, s * sw:s * sw + kw]
-                    i, j = np.unravel_index(np.argmax(win), win.shape)
-                    y[ni, ci, r, s] = win[i, j]
-                    idx[ni, ci, r, s] = (r * sh + i - ph) * wd + (s * sw + j - pw)
+    for ni, ci, r, s in np.ndindex(n, c, oh, ow):
+        win = xpad[ni, ci, r * sh:r * sh + kh, s * sw:s * sw + kw]
+        i, j = np.unravel_index(np.argmax(win), win.shape)
+        y[ni, ci, r, s] = win[i, j]
+        idx[ni, ci, r, s] = (r * sh + i - ph) * wd + (s * sw + j - pw)
     return y, idx
 
 
@@ -139,13 +124,10 @@ def max_pool2d_backward(x, dy, kernel, stride, padding):
     xpad = pad(x, (ph, ph, pw, pw), -np.inf)
     dxpad = np.zeros_like(xpad)
     _, _, oh, ow = dy.shape
-    for ni in range(n):
-        for ci in range(c):
-            for r in range(oh):
-                for s in range(ow):
-                    win = xpad[ni, ci, r * sh:r * sh + kh, s * sw:s * sw + kw]
-                    i, j = np.unravel_index(np.argmax(win), win.shape)
-                    dxpad[ni, ci, r * sh + i, s * sw + j] += dy[ni, ci, r, s]
+    for ni, ci, r, s in np.ndindex(n, c, oh, ow):
+        win = xpad[ni, ci, r * sh:r * sh + kh, s * sw:s * sw + kw]
+        i, j = np.unravel_index(np.argmax(win), win.shape)
+        dxpad[ni, ci, r * sh + i, s * sw + j] += dy[ni, ci, r, s]
     return dxpad[:, :, ph:ph + h, pw:pw + wd]
 
 
