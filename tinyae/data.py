@@ -73,7 +73,7 @@ class DownloadError(DataError):
 
 
 def _log(verbose, message):
-    if verbose:
+    if verbose and message:
         print(f"tinyae.data: {message}", file=sys.stderr, flush=True)
 
 
@@ -422,11 +422,12 @@ def _clean_cache(name, verbose):
                       f"{folder}: {', '.join(sorted(removed))}")
 
 
-def _locate(name, split, root, download, verbose, load=True):
+def _locate(name, split, root, download, verbose, load=True, announce=True):
     """Follow the look-up order; return (images, labels) or raise _Unavailable.
 
     ``load=False``: only make sure the files are there (downloading them if allowed);
-    returns "present".
+    returns "present".  ``announce=False``: return ((images, labels), the line saying
+    where they came from) instead of printing that line.
     """
     title = f"{_TITLES[name]} {split}"
     places = []
@@ -448,8 +449,10 @@ def _locate(name, split, root, download, verbose, load=True):
                 incomplete = found
                 continue
             if found is not None and found != "other":
-                if load:
-                    _log(verbose, f"{title} ({len(found[1]):,} images) from {folder} ({why})")
+                line = f"{title} ({len(found[1]):,} images) from {folder} ({why})" if load else None
+                if not announce:
+                    return found, line
+                _log(verbose, line)
                 return found
     looked = ", ".join(f"{base} ({why})" for base, why in places)
     if incomplete is not None:
@@ -468,8 +471,10 @@ def _locate(name, split, root, download, verbose, load=True):
         _download_failures[name] = str(exc)
         raise _Unavailable(looked, f"the download failed ({exc})", True) from None
     found = _load_folder(cache, name, split, load=load)
-    if load:
-        _log(verbose, f"{title} ({len(found[1]):,} images) from {cache} (downloaded)")
+    line = f"{title} ({len(found[1]):,} images) from {cache} (downloaded)" if load else None
+    if not announce:
+        return found, line
+    _log(verbose, line)
     return found
 
 
@@ -575,17 +580,17 @@ def load_mnist(split="train", root=None, download=True, subset="auto", verbose=T
         raise ValueError(f"subset must be 'auto', 'full' or 'embedded', got {subset!r}")
     if subset != "embedded":
         try:
-            found = _locate("mnist", split, root, download, verbose)
+            found, where = _locate("mnist", split, root, download, verbose, announce=False)
         except _Unavailable as exc:
             if subset == "full":
                 _raise_unavailable("mnist", split, exc)
             reason = f"full MNIST {split} {exc.args[0]}"
         else:
-            if subset == "full":
-                return found
             other = "test" if split == "train" else "train"
             try:        # auto: full only if the other split is there too (never mix sources)
-                _locate("mnist", other, root, download, verbose, load=False)
+                if subset == "auto":
+                    _locate("mnist", other, root, download, verbose, load=False)
+                _log(verbose, where)
                 return found
             except _Unavailable as exc:
                 reason = (f"full MNIST {split} is there but {other} {exc.args[0]}; the embedded digits "

@@ -174,17 +174,18 @@ def _check_data(name, data, dtype):
         raise ValueError(f"fit: {name} is empty (an iterable with no batches)"
                          + ("; pass test=None to train without a test set" if name == "test" else ""))
     if isinstance(data, (list, tuple)):
-        first = data[0][0] if isinstance(data[0], (tuple, list)) and data[0] else data[0]
+        item = data[0]
+        first = item[0] if isinstance(item, (tuple, list)) and item and _is_array(item[0]) else item
         if not _is_array(first):
-            raise TypeError(f"fit: {name} is a {type(data).__name__} of {type(first).__name__}s, not of "
+            raise TypeError(f"fit: {name} is a {type(data).__name__} of {type(item).__name__}s, not of "
                             "batches (arrays); convert the data with numpy.asarray(...)")
 
 
 def _check_dtype(name, got, dtype):
     if numpy.dtype(got).kind != "f":
-        raise DTypeError(f"fit: {name} has dtype {got}, but the model expects floating-point input "
-                         f"({numpy.dtype(dtype).name}); integer pixels must be scaled first, e.g. "
-                         "tinyae.data.to_float(images) (0-255 -> [0, 1])")
+        raise DTypeError(f"fit: {name} must be a float array (float32 or float64), got dtype {got}; "
+                         "scale pixels with tinyae.data.to_float (0..255 → 0..1) or cast with "
+                         f"x.astype('{numpy.dtype(dtype).name}')")
 
 
 def _batches(data, batch_size, shuffle, seed):
@@ -408,26 +409,28 @@ def fit(model, optimizer, train, test=None, *, epochs: int = 10, batch_size: int
             bar = tqdm(train_loader, total=n_steps, desc=f"epoch {epoch}/{epochs}", disable=not progress,
                        leave=False, dynamic_ncols=True)
             x = None
-            for step, batch in enumerate(bar, start=1):
-                x = _split(batch, dtype)
-                with numpy.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    total, parts = model.loss(x)
-                    values = _step_values(total, parts)
-                    if not numpy.all(numpy.isfinite(values)):
-                        bar.close()
-                        bad = ", ".join(f"{k}={v}" for k, v in zip(["loss", *parts], values))
-                        raise TrainingError(f"non-finite loss at epoch {epoch}, step {step}"
-                                            f"{'/' + str(n_steps) if n_steps else ''} ({bad}): training "
-                                            f"stopped before this step's update{unchanged()}. Lower the "
-                                            "learning rate (resuming with a smaller one continues from "
-                                            "the checkpoint) or check the data for NaNs.")
-                    optimizer.zero_grad()
-                    model.backward_loss()
-                    dist.step() if dist else optimizer.step()   # (dist: one Allreduce first)
-                acc.add(["loss", *parts], values, x.shape[0])
-                if progress:   # shown at tqdm's next redraw; forced on the last step
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in acc.means().items()}, refresh=step == n_steps)
-            bar.close()
+            try:
+                for step, batch in enumerate(bar, start=1):
+                    x = _split(batch, dtype)
+                    with numpy.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                        total, parts = model.loss(x)
+                        values = _step_values(total, parts)
+                        if not numpy.all(numpy.isfinite(values)):
+                            bad = ", ".join(f"{k}={v}" for k, v in zip(["loss", *parts], values))
+                            raise TrainingError(f"non-finite loss at epoch {epoch}, step {step}"
+                                                f"{'/' + str(n_steps) if n_steps else ''} ({bad}): training "
+                                                f"stopped before this step's update{unchanged()}. Lower the "
+                                                "learning rate (resuming with a smaller one continues from "
+                                                "the checkpoint) or check the data for NaNs.")
+                        optimizer.zero_grad()
+                        model.backward_loss()
+                        dist.step() if dist else optimizer.step()   # (dist: one Allreduce first)
+                    acc.add(["loss", *parts], values, x.shape[0])
+                    if progress:   # shown at tqdm's next redraw; forced on the last step
+                        bar.set_postfix({k: f"{v:.4g}" for k, v in acc.means().items()},
+                                        refresh=step == n_steps)
+            finally:
+                bar.close()      # also on an error or Ctrl-C: no half-drawn bar under the message
             if x is None:
                 raise ValueError(f"fit: train gave no batches in epoch {epoch}")
             if dist:
