@@ -14,7 +14,7 @@ import math
 
 import numpy
 
-from . import backend
+from . import backend, optim_engine
 from ._checks import boolean, real
 
 __all__ = ["Optimizer", "SGD", "Adam"]
@@ -355,6 +355,11 @@ class Adam(Optimizer):
         m ← β₁ m + (1 − β₁) g                      (first moment)
         v ← β₂ v + (1 − β₂) g²                     (second moment)
         θ ← θ − lr/(1 − β₁ᵗ) · m / ( √v / √(1 − β₂ᵗ) + ε )    (bias-corrected, t = step)
+
+    :meth:`update` is that rule, line by line (the reference).  On the CPU the engine
+    (tinyae/optim_engine.py) runs the same operations in cache-sized blocks on a few threads
+    and flushes subnormal moments to 0; ``tinyae.optim_engine.use("reference")`` runs the
+    lines of :meth:`update` instead.  On the GPU one fused CuPy kernel runs them.
     """
 
     buffers = ("exp_avg", "exp_avg_sq")
@@ -394,6 +399,9 @@ class Adam(Optimizer):
         if xp is not numpy:  # on the GPU: the same arithmetic as one fused kernel (one launch)
             _fused_adam(xp)(g, b1, b2, step_size, bias2_sqrt, self.eps, param, m, v)
             return
+        if optim_engine.adam_step(param, g, m, v, b1=b1, b2=b2, step_size=step_size,
+                                  bias2_sqrt=bias2_sqrt, eps=self.eps):
+            return  # on the CPU: the lines below, in blocks and threads (tinyae/optim_engine.py)
         m *= b1
         m += (1 - b1) * g
         v *= b2

@@ -1,0 +1,83 @@
+"""The CPU engine under tinyae.optim (tinyae/optim_engine.py) against the reference update
+rule (Adam.update's own lines, engine "reference"): bit-equal steps in float32 and float64,
+for buffers below and above the threading threshold and across block boundaries; subnormal
+moments flushed to 0 and nothing else changed."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from tinyae import nn, optim, optim_engine
+
+
+@pytest.fixture
+def engine():
+    """Restore the process-wide engine after each test."""
+    before = optim_engine.current()
+    yield optim_engine
+    optim_engine.use(before)
+
+
+def run_adam(engine_name, sizes, dtype, steps, seed=0, **hyper):
+    optim_engine.use(engine_name)
+    rng = np.random.default_rng(seed)
+    params = [nn.Parameter(rng.standard_normal(n).astype(dtype)) for n in sizes]
+    opt = optim.Adam(params, **hyper)
+    for _ in range(steps):
+        opt.zero_grad()
+        for p in params:
+            p.grad[...] = rng.standard_normal(p.shape).astype(dtype)
+            p.grad[: p.data.size // 3] = 0           # some gradients exactly zero, as for dead units
+        opt.step()
+    return [p.data.copy() for p in params], opt
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("sizes", [[7, 300], [optim_engine.BLOCK + 5, 3], [optim_engine.THREAD_MIN + 999, 17]])
+def test_engine_equals_reference_bit_for_bit(engine, dtype, sizes):
+    ref, ref_opt = run_adam("reference", sizes, dtype, steps=4, lr=1e-2)
+    for name in engine.available():
+        got, opt = run_adam(name, sizes, dtype, steps=4, lr=1e-2)
+        for a, b in zip(got, ref):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+        for key in ("exp_avg", "exp_avg_sq"):
+            np.testing.assert_array_equal(opt._flat_state[key], ref_opt._flat_state[key], err_msg=name)
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(1, 3000), lr=st.floats(1e-5, 1e-1), b1=st.floats(0.0, 0.99), b2=st.floats(0.5, 0.9999),
+       eps=st.floats(1e-10, 1e-3), wd=st.sampled_from([0.0, 1e-2]), seed=st.integers(0, 2**16))
+def test_engine_equals_reference_for_drawn_hyperparameters(n, lr, b1, b2, eps, wd, seed):
+    before = optim_engine.current()
+    try:
+        hyper = dict(lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd)
+        ref, _ = run_adam("reference", [n], np.float64, steps=3, seed=seed, **hyper)
+        for name in optim_engine.available():
+            got, _ = run_adam(name, [n], np.float64, steps=3, seed=seed, **hyper)
+            np.testing.assert_array_equal(got[0], ref[0], err_msg=name)
+    finally:
+        optim_engine.use(before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_engine_flushes_subnormal_moments_only(engine, dtype):
+    tiny = np.finfo(dtype).tiny
+    for name in engine.available():
+        if name == "reference":
+            continue
+        engine.use(name)
+        p = nn.Parameter(np.ones(6, dtype=dtype))
+        opt = optim.Adam([p], lr=1e-3)
+        opt.step()                                   # creates the state (all zeros: grad 0)
+        m, v = opt._flat_state["exp_avg"], opt._flat_state["exp_avg_sq"]
+        m[:] = np.array([tiny * 1.05, -tiny * 1.05, tiny * 50, 0.5, 0, -1e-3], dtype=dtype)
+        v[:] = 1.0
+        opt.step()                                   # grad 0: m ← 0.9 m
+        assert m[0] == 0 and m[1] == 0, name         # 0.9 · 1.05 · tiny is subnormal: flushed
+        np.testing.assert_array_equal(m[2:], (np.array([tiny * 50, 0.5, 0, -1e-3], dtype=dtype)
+                                              * dtype(0.9)), err_msg=name)
+        assert not np.any((np.abs(m) < tiny) & (m != 0))
+
+
+def test_unknown_engine_is_refused(engine):
+    with pytest.raises(ValueError, match="unknown engine 'fast'.*blocks"):
+        engine.use("fast")
