@@ -98,8 +98,9 @@ print("worst relative error:", gradcheck.check_module(layer, x))
 # A classic one: the gain's gradient written with the *input* instead of the cached
 # activation, `da = Σ dy ⊙ x`. The forward is unchanged, training would still run and the
 # loss would still go down for a while — only the check catches it. The report names the
-# tensor that is wrong (`weight`; the input's gradient is still right), the element, and the
-# analytic and numeric values side by side:
+# tensor that is wrong (`weight`; the input's gradient is still right), the worst element,
+# the analytic and numeric values side by side, and, on the `likely:` line, what the
+# mismatch looks like — here nothing simpler than "every element is off":
 
 # %%
 class BrokenScaledTanh(ScaledTanh):
@@ -117,6 +118,25 @@ broken = BrokenScaledTanh(5)
 broken.weight.data[:] = np.linspace(0.5, 2.0, 5)
 try:
     gradcheck.check_module(broken, x)
+except gradcheck.GradcheckError as err:
+    print(err)
+
+# %% [markdown]
+# A second slip, subtracting the gain's gradient instead of adding it (`-=` for `+=`). This
+# one has a shape the check recognises, and its `likely:` line says so:
+
+# %%
+class SignSlipScaledTanh(ScaledTanh):
+    def backward(self, dy):
+        t, a = self.t, self.weight.data
+        self.weight.grad -= (dy * t).sum(axis=0)        # wrong: should be +=
+        return dy * a * (1 - t * t)
+
+
+slip = SignSlipScaledTanh(5)
+slip.weight.data[:] = np.linspace(0.5, 2.0, 5)
+try:
+    gradcheck.check_module(slip, x)
 except gradcheck.GradcheckError as err:
     print(err)
 

@@ -53,7 +53,8 @@ if not CHROMIUM or not CHROMEDRIVER:
     pytest.skip("headless Chromium not found (chromium and chromedriver on PATH); on Debian: "
                 "apt-get install -y chromium chromium-driver", allow_module_level=True)
 
-SHOTS = {"derivation": "backprop.html", "api": "api/nn.html", "notebook": "tutorials/write_your_own_layer.html"}
+SHOTS = {"derivation": "backprop.html", "api": "api/nn.html#tinyae.nn.Linear",
+         "notebook": "tutorials/write_your_own_layer.html"}
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +158,10 @@ def pages(built, server, browser, tmp_path_factory):
         result = browser.execute_async_script(_INSPECT)
         result["console"] = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
         for name, shot in SHOTS.items():
-            if shot == path:
+            if shot.split("#")[0] == path:
+                if "#" in shot:
+                    browser.get(server + shot)          # scrolled to the entry
+                    browser.execute_async_script(_INSPECT)
                 browser.save_screenshot(str(shots / f"{name}.png"))
                 result["screenshot"] = shots / f"{name}.png"
         seen[path] = result
@@ -219,7 +223,8 @@ def test_tutorials_show_their_outputs(pages):
         assert figures and all(i["ok"] for i in figures), f"{path}: figures {figures}"
     own = tutorials["tutorials/write_your_own_layer.html"]["outputText"]
     assert "worst relative error:" in own
-    assert "gradient check of" in own and "failed" in own and "weight" in own   # the deliberate mistake
+    assert "gradient check of BrokenScaledTanh() failed" in own and "weight[" in own   # the deliberate mistake
+    assert "sign flip" in own                                                    # and its diagnosis
 
 
 def test_internal_links_resolve(pages, built, server):
