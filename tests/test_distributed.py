@@ -357,6 +357,30 @@ def test_distributed_optimizer_weights_and_errors():
         distributed.ShardedLoader(np.zeros((10, 2)), batch_size=2, rank=0, size=3)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_weighted_gradients_flat_and_packed_agree(reduction):
+    """The gradient weighting w_r through the flat buffer and through the pack/unpack fallback
+    (an optimizer without flat buffers), on the one-process world."""
+    x = np.random.default_rng(0).random((6, 5))
+    grads = []
+    for flat in (True, False):
+        model = models.build("mlp-ae", sizes=[5, 3], seed=0).double()
+        opt = distributed.DistributedOptimizer(Adam(model.parameters(), flat=flat), reduction,
+                                               distributed.World())
+        assert (opt.optimizer.flat is not None) == flat
+        model.loss(x)
+        opt.zero_grad()
+        model.backward_loss()
+        before = [p.grad.copy() for p in model.parameters()]
+        opt.allreduce_gradients(count=3, total=12)
+        w = 0.25 if reduction == "mean" else 1.0
+        for b, p in zip(before, model.parameters()):
+            np.testing.assert_array_equal(p.grad, b * w)
+        grads.append([p.grad.copy() for p in model.parameters()])
+    for a, b in zip(*grads):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.gpu
 def test_gpu_allreduce_over_nccl(tmp_path, mnist_dir):
     """On CuPy: the hand-written loop over NCCL (one rank per GPU) equals the NumPy run."""

@@ -94,7 +94,7 @@ def launched_size() -> int:
     Read without importing MPI: MPICH/Hydra and Intel MPI set PMI_SIZE, Open MPI sets
     OMPI_COMM_WORLD_SIZE.  The examples use it to go distributed when run under mpiexec.
     """
-    for var in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MPI_LOCALNRANKS"):
+    for var in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE"):
         value = os.environ.get(var, "")
         if value.isdigit():
             return int(value)
@@ -575,7 +575,7 @@ class FitPlan:
         w, loader = self.world, self.train_loader
         local = loader.batch_size // w.size
         dropped = f"; {loader.dropped} samples per epoch dropped" if loader.dropped else ""
-        return (f"distributed: {w.size} processes, global batch {loader.batch_size} "
+        return (f"distributed: {w.size} process{'es' if w.size != 1 else ''}, global batch {loader.batch_size} "
                 f"(~{local} per rank), {len(loader)} steps per epoch{dropped}")
 
     def share_resume(self, history, start, note, say):
