@@ -21,7 +21,7 @@ Figures in --out (default results/anomaly_detection/):
                 with the highest scores and their reconstructions), loss_curves.png, checkpoint.npz
 """
 from common import (done, fit_options, load_images, make_parser, n_params, one_per_class, run,
-                    setup_backend)  # first: it sets the BLAS threads
+                    run_cli, save_loss_curves, setup_backend, UsageError)  # first: it sets the BLAS threads
 import argparse
 
 import numpy as np
@@ -52,62 +52,71 @@ def span(digits):
 parser = make_parser("anomaly_detection", __doc__.splitlines()[0], epochs=20, batch_size=256, latent_dim=32)
 parser.add_argument("--normal-classes", type=digit_set, default="1-9",
                     help="digits to train on, e.g. 0-4 or 1,7 (default 1-9: the digit 0 is the anomaly)")
-args = parser.parse_args()
-normal = args.normal_classes
-anomalous = [d for d in range(10) if d not in normal]
-setup_backend(args)
-
-x_train, y_train, x_test, y_test = load_images(args)
-keep = np.isin(y_train, normal)
-x_train = x_train[keep]
-is_anomaly = ~np.isin(y_test, normal)
-print(f"training on the {len(x_train):,} training digits {span(normal)}; scoring all {len(x_test):,} test "
-      f"digits, {is_anomaly.sum():,} of them anomalous ({span(anomalous)})", flush=True)
-both = is_anomaly.any() and (~is_anomaly).any()     # (a tiny --limit may leave one group empty)
-x_normal_test = x_test[~is_anomaly]        # the test loss in the log: normal digits only
-
-model = models.build("ae-784-32", latent=args.latent_dim, seed=args.seed)
-optimizer = Adam(model.parameters(), lr=args.lr)
-print(f"model: ae-784-32 with a {args.latent_dim}-D code, {n_params(model)} parameters; loss = BCE per "
-      "pixel (test: normal digits); score = reconstruction MSE per digit", flush=True)
-fixed = one_per_class(y_test, 10)
 
 
-def scores(model):
-    model.eval()
-    return np.mean((run(model.forward, x_test) - x_test) ** 2, axis=1)
+def main(args):
+    normal = args.normal_classes
+    anomalous = [d for d in range(10) if d not in normal]
+    setup_backend(args)
 
+    x_train, y_train, x_test, y_test = load_images(args)
+    keep = np.isin(y_train, normal)
+    x_train = x_train[keep]
+    is_anomaly = ~np.isin(y_test, normal)
+    if not len(x_train) or is_anomaly.all():
+        split = "training" if not len(x_train) else "test"
+        raise UsageError(f"no {split} digits of the normal classes {span(normal)} among the "
+                         f"{len(keep) if split == 'training' else len(is_anomaly):,} {split} images loaded"
+                         f"{' (--limit ' + str(args.limit) + ')' if args.limit else ''}: raise --limit or "
+                         "choose other --normal-classes")
+    print(f"training on the {len(x_train):,} training digits {span(normal)}; scoring all {len(x_test):,} test "
+          f"digits, {is_anomaly.sum():,} of them anomalous ({span(anomalous)})", flush=True)
+    both = is_anomaly.any() and (~is_anomaly).any()     # (a tiny --limit may leave one group empty)
+    x_normal_test = x_test[~is_anomaly]        # the test loss in the log: normal digits only
 
-def each_epoch(epoch, model, history):
+    model = models.build("ae-784-32", latent=args.latent_dim, seed=args.seed)
+    optimizer = Adam(model.parameters(), lr=args.lr)
+    print(f"model: ae-784-32 with a {args.latent_dim}-D code, {n_params(model)} parameters; loss = BCE per "
+          "pixel (test: normal digits); score = reconstruction MSE per digit", flush=True)
+    fixed = one_per_class(y_test, 10)
+
+    def scores(model):
+        model.eval()
+        return np.mean((run(model.forward, x_test) - x_test) ** 2, axis=1)
+
+    def each_epoch(epoch, model, history):
+        if both:
+            auc = plot.roc_auc(scores(model), is_anomaly)
+            print(f"  test ROC AUC after epoch {epoch}: {auc:.4f}", flush=True)
+        plot.save_reconstructions(x_test[fixed], run(model.forward, x_test[fixed]),
+                                  args.out / f"reconstruction_{epoch}.png", n=len(fixed),
+                                  title=f"epoch {epoch}: trained on {span(normal)}, anomalies {span(anomalous)}")
+
+    history = fit(model, optimizer, x_train, x_normal_test, callbacks=[each_epoch], **fit_options(args))
+
+    score = scores(model)
+    groups = {f"normal test digits ({span(normal)})": score[~is_anomaly],
+              f"anomalous test digits ({span(anomalous)})": score[is_anomaly]}
+    plot.save_histograms({k: v for k, v in groups.items() if v.size}, args.out / "scores.png", bins=40,
+                         density=True, ylabel="density",
+                         xlabel="anomaly score: reconstruction MSE of a test digit",
+                         title="scores of normal and anomalous test digits")
     if both:
-        auc = plot.roc_auc(scores(model), is_anomaly)
-        print(f"  test ROC AUC after epoch {epoch}: {auc:.4f}", flush=True)
-    plot.save_reconstructions(x_test[fixed], run(model.forward, x_test[fixed]),
-                              args.out / f"reconstruction_{epoch}.png", n=len(fixed),
-                              title=f"epoch {epoch}: trained on {span(normal)}, anomalies {span(anomalous)}")
+        _, auc = plot.save_roc(score, is_anomaly, args.out / "roc.png",
+                               title=f"anomalies {span(anomalous)} among normal {span(normal)}")
+    worst = np.argsort(score)[::-1][:8]
+    plot.save_reconstructions(x_test[worst], run(model.forward, x_test[worst]), args.out / "most_anomalous.png",
+                              title="the 8 highest scores, digits " + ", ".join(str(y_test[i]) for i in worst))
+    if len(history):
+        save_loss_curves(history.records, args.out / "loss_curves.png",
+                         title=f"BCE per pixel, trained on {span(normal)}")
+    per_digit = [f"{d}{'*' * (d in anomalous)} {score[y_test == d].mean():.4f}" for d in range(10)
+                 if (y_test == d).any()]
+    print("mean score per digit: " + "  ".join(per_digit) + "   (* anomalous)")
+    if both:
+        print(f"ROC AUC {auc:.4f} (normal {span(normal)} vs anomalous {span(anomalous)})", flush=True)
+    done(args)
 
 
-history = fit(model, optimizer, x_train, x_normal_test, callbacks=[each_epoch], **fit_options(args))
-
-score = scores(model)
-groups = {f"normal test digits ({span(normal)})": score[~is_anomaly],
-          f"anomalous test digits ({span(anomalous)})": score[is_anomaly]}
-plot.save_histograms({k: v for k, v in groups.items() if v.size}, args.out / "scores.png", bins=40,
-                     density=True, ylabel="density",
-                     xlabel="anomaly score: reconstruction MSE of a test digit",
-                     title="scores of normal and anomalous test digits")
-if both:
-    _, auc = plot.save_roc(score, is_anomaly, args.out / "roc.png",
-                           title=f"anomalies {span(anomalous)} among normal {span(normal)}")
-worst = np.argsort(score)[::-1][:8]
-plot.save_reconstructions(x_test[worst], run(model.forward, x_test[worst]), args.out / "most_anomalous.png",
-                          title="the 8 highest scores, digits " + ", ".join(str(y_test[i]) for i in worst))
-if len(history):
-    plot.save_loss_curves(history.records, args.out / "loss_curves.png",
-                          title=f"BCE per pixel, trained on {span(normal)}")
-per_digit = [f"{d}{'*' * (d in anomalous)} {score[y_test == d].mean():.4f}" for d in range(10)
-             if (y_test == d).any()]
-print("mean score per digit: " + "  ".join(per_digit) + "   (* anomalous)")
-if both:
-    print(f"ROC AUC {auc:.4f} (normal {span(normal)} vs anomalous {span(anomalous)})", flush=True)
-done(args)
+if __name__ == "__main__":
+    run_cli(main, parser)

@@ -1,11 +1,19 @@
-"""What every example shares: the command-line flags, the backend set-up, and the data.
+"""What every example shares: the command-line flags, the backend set-up, the data, and
+the way a user's mistake is reported.
 
 Kept deliberately small: each example script reads top to bottom on its own and
 only borrows these few helpers so the flags mean the same thing everywhere.
+
+A script's body is a function ``body(args)`` run by :func:`main`, which turns a user's
+mistake — a bad flag value, an ``--out`` that cannot be written, a corrupt data file, a
+checkpoint for another model, a full disk — into one line ``error: …`` on stderr and exit
+status 2, and Ctrl-C into one line saying which epoch the checkpoint holds (exit 130).
+Flag values are checked by argparse type functions, before anything is loaded.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import pathlib
 import sys
@@ -24,7 +32,73 @@ import numpy as np  # noqa: E402
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing, too
 
-from tinyae import backend, data  # noqa: E402
+from tinyae import backend, data, distributed  # noqa: E402
+from tinyae import plot  # noqa: E402
+from tinyae.checkpoint import CheckpointError, inspect_checkpoint  # noqa: E402
+from tinyae.train import TrainingError, TrainingInterrupted  # noqa: E402
+
+
+class UsageError(Exception):
+    """A user's mistake found by a script; :func:`main` prints it as ``error: <message>``, exit 2."""
+
+
+# -- flag types: argparse prints "error: argument --x: <message>" for these -----------------------
+def _number(text, kind):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, "
+                                         f"got {text!r}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def positive_int(text):
+    """A whole number >= 1."""
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {value}")
+    return value
+
+
+def nonneg_int(text):
+    """A whole number >= 0 (seeds)."""
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {value}")
+    return value
+
+
+def positive_float(text):
+    """A finite number > 0 (learning rates)."""
+    value = _number(text, float)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
+    return value
+
+
+def nonneg_float(text):
+    """A finite number >= 0 (weights of penalties, noise levels)."""
+    value = _number(text, float)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
+def open_unit(text):
+    """A number strictly between 0 and 1 (a target activity ρ)."""
+    value = _number(text, float)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number strictly between 0 and 1, got {text}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (``error: …``, exit 2) instead of the usage block."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 def make_parser(name: str, description: str, *, epochs: int | None, batch_size: int | None,
@@ -34,40 +108,132 @@ def make_parser(name: str, description: str, *, epochs: int | None, batch_size: 
     ``epochs``/``batch_size`` None, or ``latent_dim=True``: the default depends on ``--arch``
     and is filled in by :func:`arch_defaults`.
     """
-    p = argparse.ArgumentParser(prog=f"{name}.py", description=description)
+    p = _Parser(prog=f"{name}.py", description=description, allow_abbrev=False)
     per_arch = "default: depends on --arch"
     p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy",
                    help="numpy (CPU) or cupy (NVIDIA GPU; pip install 'tinyae[cuda12]')")
-    p.add_argument("--epochs", type=int, default=epochs,
-                   help=per_arch if epochs is None else "default: %(default)s")
-    p.add_argument("--batch-size", type=int, default=batch_size,
+    p.add_argument("--epochs", type=positive_int, default=epochs,
+                   help=(per_arch if epochs is None else "default: %(default)s")
+                   + "; the total, counting the epochs a --resume'd checkpoint holds")
+    p.add_argument("--batch-size", type=positive_int, default=batch_size,
                    help=per_arch if batch_size is None else "default: %(default)s")
-    p.add_argument("--lr", type=float, default=lr, help="Adam learning rate (default: %(default)s)")
+    p.add_argument("--lr", type=positive_float, default=lr,
+                   help="Adam learning rate (default: %(default)s; with --resume: the checkpoint's)")
     if latent_dim is not None and latent_dim is not False:
         default = None if latent_dim is True else latent_dim
-        p.add_argument("--latent-dim", type=int, default=default,
+        p.add_argument("--latent-dim", type=positive_int, default=default,
                        help=per_arch if default is None else "default: %(default)s")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonneg_int, default=0,
+                   help="default: 0; with --resume: the checkpoint's (a different one is refused)")
     p.add_argument("--data", choices=["auto", "full", "embedded"], default="auto",
                    help="full MNIST, the 5,000 embedded digits, or auto: full if available")
-    p.add_argument("--limit", type=int, default=None,
+    p.add_argument("--limit", type=positive_int, default=None,
                    help="use only the first N train and N//5 test images (quick runs)")
     p.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results") / name,
                    help=f"where figures and the checkpoint go (default: results/{name}/)")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoint in --out (flags left out take the checkpoint's "
+                        "values; a changed --lr or --batch-size applies from the next epoch, logged)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--distributed", action="store_true",
+                   help="train as one of N MPI processes (mpiexec -n N ...; on by itself under mpiexec with "
+                        "N > 1); --batch-size is then the global batch. Needs pip install -e '.[mpi]'")
     return p
 
 
-def setup_backend(args) -> None:
-    """Switch to the requested backend and say where we run; exit cleanly if impossible."""
+def setup_backend(args, resume_flags=None) -> None:
+    """Everything before the data: check that --out can be written, take the settings of a
+    --resume'd checkpoint for the flags left out, switch to the requested backend and say
+    where we run.  ``resume_flags``: {flag attribute: builder argument} of model settings
+    that a resumed run takes from the checkpoint too (e.g. {"beta": "beta"})."""
+    prepare_out(args)
+    if args.resume:
+        resume_settings(args, resume_flags or {})
     try:
         backend.use(args.backend)
     except backend.BackendError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise UsageError(str(exc)) from None
+    if getattr(args, "distributed", False) or distributed.launched_size() > 1:
+        try:     # after backend.use: on CuPy each rank picks its GPU
+            args.world = distributed.init()
+        except distributed.DistributedError as exc:
+            raise UsageError(str(exc)) from None
+        if not args.world.is_root:
+            _quiet_rank(args)
     print(backend.describe_device(), flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
+
+
+def _quiet_rank(args) -> None:
+    """Ranks other than 0 compute what rank 0 computes but write nowhere: their stdout goes
+    to /dev/null and ``args.out`` to a scratch folder deleted at exit (fit leaves checkpoints
+    and callbacks to rank 0 already; this covers each script's own prints and final figures,
+    which N ranks writing to one path would garble).  Errors still reach stderr."""
+    import atexit
+    import shutil
+    import tempfile
+    sys.stdout = open(os.devnull, "w")
+    args.out = pathlib.Path(tempfile.mkdtemp(prefix=f"tinyae-rank{args.world.rank}-"))
+    args._before = {}
+    atexit.register(shutil.rmtree, args.out, ignore_errors=True)
+
+
+def prepare_out(args) -> None:
+    """Create --out and make sure a file can be written there, before any training; remember
+    which files it holds, so that :func:`done` lists only what this run wrote."""
+    out = args.out
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder: pass a folder for the figures and "
+                         "checkpoints (it is created if missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"--out {out} cannot be written ({exc.strerror or exc}): pass a folder you "
+                         "can write to") from None
+    args._before = _snapshot(out)
+
+
+def _snapshot(folder) -> dict:
+    out = {}
+    for p in folder.iterdir():
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        out[p.name] = (st.st_ino, st.st_mtime_ns, st.st_size)
+    return out
+
+
+def explicit(flag: str, argv=None) -> bool:
+    """Whether ``flag`` (e.g. "--lr") was given on the command line (abbreviations are off)."""
+    argv = sys.argv[1:] if argv is None else argv
+    return any(a == flag or a.startswith(flag + "=") for a in argv)
+
+
+def resume_settings(args, resume_flags: dict) -> None:
+    """With --resume and a checkpoint in --out: flags left out take the checkpoint's values
+    (--lr, --batch-size, --seed and ``resume_flags``); an explicit --seed that differs is refused."""
+    found = sorted(args.out.glob("checkpoint*.npz"), key=lambda p: p.name != "checkpoint.npz")
+    if not found:
+        return
+    path = found[0]
+    state = inspect_checkpoint(path)
+    saved = {"seed": state.settings.get("seed"), "batch_size": state.settings.get("batch_size")}
+    if "lr" in state.optimizer_state:
+        saved["lr"] = float(state.optimizer_state["lr"])
+    for attr, key in resume_flags.items():
+        if key in state.builder_kwargs:
+            saved[attr] = state.builder_kwargs[key]
+    if explicit("--seed") and saved["seed"] is not None and saved["seed"] != args.seed:
+        raise UsageError(f"--seed {args.seed} differs from the seed {saved['seed']} that {path} was "
+                         f"trained with: a resumed run keeps its seed (data order and noise); leave "
+                         f"--seed out, or start afresh with another --out")
+    for attr, value in saved.items():
+        flag = "--" + attr.replace("_", "-")
+        if value is not None and hasattr(args, attr) and not explicit(flag):
+            setattr(args, attr, value)
 
 
 def load_images(args, *, size: int = 28, value_range: str = "unit", dataset: str = "mnist"):
@@ -102,7 +268,8 @@ def fit_options(args, checkpoint: str = "checkpoint.npz") -> dict:
     """The keyword arguments of :func:`tinyae.train.fit` that come from the common flags."""
     return dict(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                 checkpoint=args.out / checkpoint, resume=args.resume,
-                progress=not args.no_progress, log=lambda line: print(line, flush=True))
+                progress=not args.no_progress, log=lambda line: print(line, flush=True),
+                distributed=getattr(args, "world", None) or False)
 
 
 def on_device(x):
@@ -141,18 +308,110 @@ def one_per_class(labels, n: int = 8) -> np.ndarray:
 
 
 def done(args) -> None:
-    """The last line: what was written where (per-epoch series as name_{1..N}.png)."""
+    """The last line: the files this run wrote (per-epoch series as name_{1..N}.png)."""
     import re
+    before = getattr(args, "_before", {})
+    now = _snapshot(args.out)
+    written = sorted(name for name, stamp in now.items()
+                     if before.get(name) != stamp and not name.startswith("."))
     series, single = {}, []
-    for p in sorted(args.out.iterdir()):
-        m = re.fullmatch(r"(.+)_(\d+)\.png", p.name)
+    for name in written:
+        m = re.fullmatch(r"(.+)_(\d+)\.png", name)
         if m:
             series.setdefault(m.group(1), []).append(int(m.group(2)))
-        elif p.suffix in (".png", ".npz"):
-            single.append(p.name)
+        elif name.endswith((".png", ".gif", ".npz")):
+            single.append(name)
     names = [f"{k}_{{{min(v)}..{max(v)}}}.png" if len(v) > 1 else f"{k}_{v[0]}.png"
              for k, v in series.items()] + single
-    print(f"wrote to {args.out}/: " + ", ".join(names), flush=True)
+    print(f"wrote to {args.out}/: " + (", ".join(names) if names else "nothing new"), flush=True)
+
+
+def curve_keys(records) -> list:
+    """The train_*/test_* keys of ``records`` worth a line: a part equal to the total loss in
+    every epoch (the "recon" of a model with no other term) is left out, so no line is drawn
+    twice."""
+    keys = []
+    for r in records:
+        keys += [k for k in r if k.startswith(("train_", "test_")) and k not in keys
+                 and isinstance(r[k], (int, float))]
+    drop = set()
+    for k in keys:
+        split = k.split("_", 1)[0]
+        total = f"{split}_loss"
+        if k != total and total in keys and all(r.get(k) == r.get(total) for r in records):
+            drop.add(k)
+    seen = {}
+    for k in keys:       # any other identical pair: keep the first
+        if k in drop:
+            continue
+        series = tuple(r.get(k) for r in records)
+        if series in seen and k.split("_", 1)[0] == seen[series].split("_", 1)[0]:
+            drop.add(k)
+        else:
+            seen.setdefault(series, k)
+    return [k for k in keys if k not in drop]
+
+
+def save_loss_curves(records, path, **kwargs):
+    """:func:`tinyae.plot.save_loss_curves` without duplicate lines (see :func:`curve_keys`)."""
+    return plot.save_loss_curves(records, path, keys=curve_keys(records), **kwargs)
+
+
+def run_cli(body, parser, argv=None) -> None:
+    """Parse the flags and run ``body(args)``.  A user's mistake ends in one ``error: …`` line
+    on stderr (exit status 2), Ctrl-C in one line saying what the checkpoint holds (exit
+    status 130): never a traceback.  ``TINYAE_TRACEBACK=1`` shows the traceback anyway (for
+    bug reports)."""
+    args = parser.parse_args(argv)
+    if os.environ.get("TINYAE_TRACEBACK", "") not in ("", "0"):
+        body(args)
+        return
+    try:
+        body(args)
+    except TrainingInterrupted as exc:
+        _exit(130, _interrupted(exc))
+    except KeyboardInterrupt:
+        _exit(130, _interrupted_outside_fit(args))
+    except (UsageError, CheckpointError, TrainingError, data.DataError, backend.BackendError,
+            distributed.DistributedError) as exc:
+        _exit(2, f"error: {exc}")
+    except MemoryError:
+        _exit(2, "error: out of memory: try a smaller --batch-size or --limit")
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        _exit(2, f"error: {exc.strerror or exc}{where}: free some disk space or pass another --out "
+                 "(--resume continues from the last checkpoint)")
+    except ValueError as exc:       # the library's argument checks name the argument and the value
+        _exit(2, f"error: {exc}")
+
+
+def _interrupted_outside_fit(args) -> str:
+    """Ctrl-C outside tinyae.train.fit (loading data, drawing, a hand-written loop)."""
+    out = getattr(args, "out", None)
+    path = out / "checkpoint.npz" if out is not None else None
+    if path is None or not path.exists():
+        return "interrupted; no checkpoint was written yet: nothing to resume, run again"
+    try:
+        epoch = inspect_checkpoint(path).epoch
+    except (CheckpointError, OSError):
+        return f"interrupted; the checkpoint {path} cannot be read"
+    return f"interrupted; the checkpoint {path} holds epoch {epoch}; --resume continues"
+
+
+def _interrupted(exc) -> str:
+    if exc.checkpoint is None:
+        return f"interrupted in epoch {exc.epoch}"
+    if exc.saved:
+        return (f"interrupted in epoch {exc.epoch}; the checkpoint {exc.checkpoint} holds epoch {exc.saved}; "
+                "--resume continues")
+    return (f"interrupted in epoch {exc.epoch}, before the first checkpoint ({exc.checkpoint}) was written: "
+            "nothing to resume, run again")
+
+
+def _exit(status, line):
+    sys.stdout.flush()
+    # prints the line; under MPI it ends every rank (one rank's SystemExit would leave the others waiting)
+    distributed.abort(line, status)
 
 
 def quiet_env() -> None:
