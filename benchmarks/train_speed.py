@@ -47,6 +47,7 @@ import argparse
 import contextlib
 import copy
 import cProfile
+import dataclasses
 import gzip
 import json
 import math
@@ -547,15 +548,18 @@ class LocalRunner:
         pass
 
 
-def _worker(conn, name, key, seed, gpu, batch_count, threads, backend_name):
+def _worker(conn, name, key, seed, gpu, batch_count, threads, backend_name, batch=None):
     """The loop of a runner in its own process (--isolate): answers ("run", steps),
-    ("subnormals",) and ("close",) over ``conn``."""
+    ("subnormals",) and ("close",) over ``conn``.  ``batch``: another batch size than the model's."""
     warnings.filterwarnings("ignore", message="Using padding='same' with even kernel")
     configure_jax_threads(threads)
     try:
         select_backend(backend_name)
         limit_threads(threads)
-        runner = LocalRunner(name, BENCH_BY_KEY[key], seed, gpu, batch_count)
+        bench = BENCH_BY_KEY[key]
+        if batch is not None:
+            bench = dataclasses.replace(bench, batch=batch)
+        runner = LocalRunner(name, bench, seed, gpu, batch_count)
     except peers.PeerUnsupported as exc:
         conn.send(("unsupported", str(exc)))
         return
@@ -582,7 +586,7 @@ class ProcessRunner:
         self.name = name
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker, args=(child, name, bench.key, seed, gpu, batch_count,
-                                                      threads, backend_name), daemon=True)
+                                                      threads, backend_name, bench.batch), daemon=True)
         self.proc.start()
         child.close()
         status, detail = self.conn.recv()

@@ -124,3 +124,23 @@ def test_cupy_backend_fails_clearly_without_a_gpu():
     proc = run_script("--backend", "cupy", "--quick", timeout=60)
     assert proc.returncode == 2
     assert "cupy" in proc.stderr.lower() and "Traceback" not in proc.stderr
+
+
+def test_gpu_check_plans_the_matching_cupy_and_writes_its_table():
+    """benchmarks/gpu_check.py's logic that needs no device (its --dry-run runs the rest)."""
+    import gpu_check
+    plan13 = [" ".join(c) for c in gpu_check.install_plan({"present": True, "cuda": "13.0"})]
+    plan12 = [" ".join(c) for c in gpu_check.install_plan({"present": True, "cuda": "12.4"})]
+    from importlib.util import find_spec
+    if find_spec("cupy") is None:
+        assert any("cupy-cuda13x" in c for c in plan13) and any("cupy-cuda12x" in c for c in plan12)
+    assert all("whl/cu130" in c for c in plan13 if "torch" in c) and all("whl/cu126" in c for c in plan12 if "torch" in c)
+    row = {"title": "conv AE", "batch": 64, "step_ms": {"tinyae-cupy": 2.0, "torch-cuda": 3.0},
+           "ratios": {"torch-cuda": {"median": 1.5, "min": 1.25, "max": 1.75}}}
+    report = {"dry_run": True, "device": {"note": "nvidia-smi not found", "cuda": None}, "install": [],
+              "gpu_tests": {"summary": "81 skipped", "returncode": 0}, "benchmark": {"rows": [row], "notes": []},
+              "main_job": {"cupy": {"seconds_per_epoch": [1.25]}, "numpy": {"note": "skipped (time budget)"}},
+              "seconds": 12.0}
+    md = gpu_check.markdown(report)
+    assert "DRY RUN" in md and "| conv AE | 64 | 2.00 | 3.00 | — | 1.50 (1.25–1.75) | — |" in md
+    assert "| --backend numpy | skipped (time budget) |" in md

@@ -88,11 +88,12 @@ def _threads() -> int:
 
 
 def _pool(workers):
-    if _state["pool"] is None or _state["workers"] != workers:
-        if _state["pool"] is not None:
+    """The thread pool (a new one after a fork: the parent's threads do not exist in a child)."""
+    if _state["pool"] is None or _state["workers"] != workers or _state.get("pid") != os.getpid():
+        if _state["pool"] is not None and _state.get("pid") == os.getpid():
             _state["pool"].shutdown(wait=True)
         _state["pool"] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tinyae-optim")
-        _state["workers"] = workers
+        _state["workers"], _state["pid"] = workers, os.getpid()
     return _state["pool"]
 
 
