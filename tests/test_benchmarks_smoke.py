@@ -126,7 +126,7 @@ def test_cupy_backend_fails_clearly_without_a_gpu():
     assert "cupy" in proc.stderr.lower() and "Traceback" not in proc.stderr
 
 
-def test_gpu_check_plans_the_matching_cupy_and_writes_its_table():
+def test_gpu_check_plans_the_matching_cupy_and_writes_its_table(train_speed):  # (puts benchmarks/ on sys.path)
     """benchmarks/gpu_check.py's logic that needs no device (its --dry-run runs the rest)."""
     import gpu_check
     plan13 = [" ".join(c) for c in gpu_check.install_plan({"present": True, "cuda": "13.0"})]
