@@ -22,6 +22,7 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -155,9 +156,23 @@ def mpirun(n, *args, timeout=60):
         cmd += ["--oversubscribe"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
     cmd += ["-n", str(n), sys.executable, str(HERE), *map(str, args)]
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    return _run(cmd, timeout, env=env, cwd=ROOT)
+
+
+def _run(cmd, timeout, **kwargs):
+    """Run ``cmd`` in its own process group; past ``timeout`` kill the whole group (mpiexec and
+    its ranks) and fail with what it printed, rather than leave ranks behind."""
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
-    return proc, time.perf_counter() - t0
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, **kwargs)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"{' '.join(cmd[:4])} ... still running after {timeout} s (a hang?)\nstdout:\n{out}\n"
+                    f"stderr:\n{err}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err), time.perf_counter() - t0
 
 
 def _ok(proc):
@@ -172,7 +187,7 @@ def runs(mnist_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("mpi")
     results = {}
     for n in (2, 3):
-        proc, seconds = mpirun(n, "all", mnist_dir, out / f"n{n}", out / "n2" / "half.npz")
+        proc, seconds = mpirun(n, "all", mnist_dir, out / f"n{n}", out / "n2" / "half.npz", timeout=180)
         _ok(proc)
         results[n] = (out / f"n{n}", proc)
     return results
@@ -284,7 +299,7 @@ def test_example_runs_under_mpiexec(tmp_path):
     if "Open MPI" in subprocess.run([cmd[0], "--version"], capture_output=True, text=True).stdout:
         cmd[1:1] = ["--oversubscribe"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
     env = dict(os.environ, MPLBACKEND="Agg", TINYAE_OFFLINE="1", XDG_CACHE_HOME=str(tmp_path / "cache"))
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    proc, _ = _run(cmd, 120, env=env, cwd=tmp_path)
     _ok(proc)
     assert proc.stdout.count("epoch 1/1  train") == 1
     assert "distributed: 2 processes, global batch 64 (~32 per rank), 4 steps per epoch" in proc.stdout
