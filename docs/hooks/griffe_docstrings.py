@@ -33,7 +33,6 @@ def markdown_docstring(text: str) -> str:
         if not in_block and not blank and _indent(line) >= 4 and prev.rstrip().endswith(":") \
                 and _indent(prev) < 4:
             if out and out[-1].strip():
-                out[-1] = re.sub(r"(?<=\S)::$", ":", out[-1].rstrip())
                 out.append("")
             in_block = True
         elif not in_block and not blank and _indent(line) >= 4 and not prev.strip():
@@ -42,6 +41,7 @@ def markdown_docstring(text: str) -> str:
             line = ROLE.sub(lambda m: m.group(1), line)
         else:
             line = ROLE.sub(lambda m: f"`{m.group(1)}`", line)
+            line = re.sub(r"(?<=\S)::[ \t]*$", ":", line)     # reST's "literal block follows"
         out.append(line)
         if not blank:
             prev = line
