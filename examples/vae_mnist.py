@@ -1,4 +1,4 @@
-"""A variational autoencoder on MNIST — the main job.
+"""A variational autoencoder on MNIST — the main job, with its backward pass written out.
 
 Default (``--arch tutorial``): the first tutorial's VAE on 14×14 digits scaled to [-1, 1]:
 196-64-16 trunk, heads 16→3 for μ and log σ², decoder 3-16-64-196, LeakyReLU(0.2), Tanh
@@ -6,87 +6,330 @@ output, loss MSE (summed over pixels) + KL, Adam 1e-3, batch 64, 20 epochs.
 ``--arch pytorch-example``: PyTorch examples/vae's 784-400-20 VAE with BCE(sum) + KL on
 28×28 digits in [0, 1], batch 128, 10 epochs (test loss ≈ 105.6 per sample after 10).
 
+It reads like PyTorch's examples/vae — the model, the loss, ``train()``, ``test()`` — with
+one difference: where PyTorch writes ``loss.backward()`` this script writes the chain out,
+layer block by layer block (decoder, reparameterisation, the two heads, encoder).  The
+same model is ``tinyae.models.build("vae-196-64-16")`` (or "vae-784-400-20") trained by
+``tinyae.train.fit``: same initial weights for the same --seed, same ε, same numbers.
+
 Losses are printed summed per sample (batch sum / batch size), with the reconstruction
 and the KL shown separately.  Figures in --out (default results/vae_mnist/):
   every epoch   reconstruction_N.png (8 test digits over their reconstructions),
                 sample_N.png (64 decoded draws from N(0, I), the same draws every epoch)
   at the end    latent_scatter.png (test codes μ by label), manifold.png (k = 2),
-                interpolation.png, loss_curves.png, and checkpoint.npz
+                interpolation.png, loss_curves.png, and checkpoint.npz (after every epoch)
 
     python examples/vae_mnist.py                       # ~minutes on 2 CPU cores
     python examples/vae_mnist.py --arch pytorch-example --latent-dim 2
     python examples/vae_mnist.py --backend cupy --epochs 40 --resume
 """
-from common import (arch_defaults, decoder_fn, done, fit_options, load_images, make_parser, n_params,
-                    one_per_class, run, setup_backend)  # first: it sets the BLAS threads
+# common first: it sets the BLAS threads before NumPy is imported
+from common import (arch_defaults, decoder_fn, done, load_images, make_parser, n_params, nonneg_float,
+                    one_per_class, run, run_cli, save_loss_curves, setup_backend)
+import time
+
 import numpy as np
+from tqdm.auto import tqdm
 
-from tinyae import models, plot
+import tinyae.nn as nn
+from tinyae import backend, distributed, plot
+from tinyae.checkpoint import remove_orphans, save_checkpoint
+from tinyae.data import DataLoader
+from tinyae.losses import BCEWithLogitsLoss, MSELoss
 from tinyae.optim import Adam
-from tinyae.train import fit
+from tinyae.train import History, TrainingError, resume_from
 
-ARCHS = {   # builder, image side, pixel range, and the flags' defaults for each architecture
+ARCHS = {   # the equivalent builder, image side, pixel range, and the flags' defaults
     "tutorial": dict(builder="vae-196-64-16", size=14, range="symmetric",
                      epochs=20, batch_size=64, latent_dim=3),
     "pytorch-example": dict(builder="vae-784-400-20", size=28, range="unit",
                             epochs=10, batch_size=128, latent_dim=20),
 }
 
+
+# -- the model ------------------------------------------------------------------------------
+class VAE(nn.Module):
+    r"""q(z|x) = N(μ(x), diag e^{ℓ(x)}) with ℓ = log σ², and a decoder p(x|z).
+
+    Shapes: N batch, D pixels (196 or 784), F trunk features (16 or 400), K latent (--latent-dim).
+        h = encoder(x) (N, F);  μ = mean_head(h), ℓ = logvar_head(h) (N, K)
+        z = μ + σ ⊙ ε,  σ = exp(½ℓ),  ε ~ N(0, I) (N, K);  decoder(z) (N, D)
+    For "pytorch-example" the decoder ends in logits (its sigmoid is the image): the BCE is
+    computed from the logits, exact for grey pixels and never log 0.
+
+    The layers are drawn from one generator in the order they are created, and ε from a
+    second one: the streams ``tinyae.models.build(builder, latent=K, seed=seed)`` uses, so
+    this model starts where the builder's does (the checkpoint names that builder too:
+    ``tinyae.checkpoint.load_checkpoint(path)`` gives it back as a ``tinyae.models.VAE``).
+    """
+
+    def __init__(self, arch="tutorial", latent_dim=3, seed=0, beta=1.0):
+        super().__init__()
+        init, noise = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+        k = latent_dim
+        if arch == "tutorial":
+            self.encoder = nn.Sequential(nn.Linear(196, 64, rng=init), nn.LeakyReLU(0.2),
+                                         nn.Linear(64, 16, rng=init), nn.LeakyReLU(0.2))
+            self.mean_head, self.logvar_head = nn.Linear(16, k, rng=init), nn.Linear(16, k, rng=init)
+            self.decoder = nn.Sequential(nn.Linear(k, 16, rng=init), nn.LeakyReLU(0.2),
+                                         nn.Linear(16, 64, rng=init), nn.LeakyReLU(0.2),
+                                         nn.Linear(64, 196, rng=init), nn.Tanh())
+            self.recon_loss, self.output = MSELoss("sum"), nn.Identity()
+        else:   # PyTorch's fc1 | fc21, fc22 | fc3, fc4
+            self.encoder = nn.Sequential(nn.Linear(784, 400, rng=init), nn.ReLU())
+            self.mean_head, self.logvar_head = nn.Linear(400, k, rng=init), nn.Linear(400, k, rng=init)
+            self.decoder = nn.Sequential(nn.Linear(k, 400, rng=init), nn.ReLU(),
+                                         nn.Linear(400, 784, rng=init))
+            self.recon_loss, self.output = BCEWithLogitsLoss("sum"), nn.Sigmoid()
+        self.rng = noise                          # ε's generator (saved in the checkpoints)
+        self.encoder.set_needs_input_grad(False)  # its input is data: the first layer skips dL/dx
+        self.builder = (ARCHS[arch]["builder"], {"latent": k, "beta": float(beta), "seed": seed})
+
+    def encode(self, x):
+        h = self.encoder(x)
+        return self.mean_head(h), self.logvar_head(h)
+
+    def decode(self, z):
+        return self.output(self.decoder(z))
+
+    def reconstruct(self, x):
+        return self.decode(self.encode(x)[0])     # z = μ: the figures show the mean code
+
+    def reparameterize(self, mu, logvar, eps=None):
+        """(z, ε, σ): z = μ + σ ⊙ ε with σ = exp(½ℓ), ε ~ N(0, I) unless given (N, K)."""
+        xp = backend.get_array_module(mu)
+        if eps is None:   # drawn on the host, so CPU and GPU runs see the same ε
+            eps = xp.asarray(self.rng.standard_normal(mu.shape), dtype=mu.dtype)
+        std = xp.exp(logvar * logvar.dtype.type(0.5))
+        return mu + std * eps, eps, std
+
+    def forward(self, x, eps=None):
+        """(decoder output, μ, ℓ, ε, σ): the encoder, the two heads, z = μ + σ ⊙ ε, the decoder."""
+        mu, logvar = self.encode(x)
+        z, eps, std = self.reparameterize(mu, logvar, eps)
+        return self.decoder(z), mu, logvar, eps, std
+
+
+def loss_function(model, out, x, mu, logvar, beta):
+    """(total, recon, kl), batch sums: recon = Σ (x̂ − x)² or BCE, and
+    KL(N(μ, σ²) ‖ N(0, I)) = −½ Σ (1 + ℓ − μ² − e^ℓ);  total = recon + β KL."""
+    xp = backend.get_array_module(x)
+    recon = model.recon_loss(out, x)
+    kl = -mu.dtype.type(0.5) * (1 + logvar - mu * mu - xp.exp(logvar)).sum()
+    return recon + kl * kl.dtype.type(beta), recon, kl
+
+
+# -- one training step, forward and backward -------------------------------------------------
+def train_step(model, opt, x, beta, eps=None):
+    """Forward, loss, the backward chain by hand, ``opt.step()``.
+
+    Returns the host values [total, recon, kl] of the batch (one device→host copy).  If one
+    is not finite it returns before touching any gradient or parameter (train() stops there).
+    """
+    xp = backend.get_array_module(x)
+    # NumPy scalars of the batch's dtype (on NumPy 1.x a Python float would promote float32 to float64)
+    half, beta = x.dtype.type(0.5), x.dtype.type(beta)
+
+    # Forward: h = encoder(x), μ = mean_head(h), ℓ = logvar_head(h), z = μ + σ ⊙ ε, out = decoder(z)
+    out, mu, logvar, eps, std = model(x, eps)
+    loss, recon, kl = loss_function(model, out, x, mu, logvar, beta)         # recon + β KL
+    values = backend.to_numpy(xp.stack([loss, recon, kl]))    # the step's one GPU sync
+    if not np.all(np.isfinite(values)):
+        return values
+
+    opt.zero_grad()
+    # Backward.  Shapes: N batch, D pixels, F trunk features, K latent.
+    #   dz = decoder.backward(∂recon/∂out)                      (N, D) → (N, K)
+    #   z = μ + σ ⊙ ε, σ = exp(½ℓ):  ∂z/∂μ = 1,  ∂z/∂ℓ = ½ ε σ
+    #   ∂KL/∂μ = μ,  ∂KL/∂ℓ = ½ (e^ℓ − 1)
+    #   dμ = dz + β μ                                           (N, K)
+    #   dℓ = dz ⊙ ½ ε σ + β ½ (e^ℓ − 1)                         (N, K)
+    #   dh = mean_head.backward(dμ) + logvar_head.backward(dℓ)  (N, K) → (N, F)
+    #   encoder.backward(dh)                                    (N, F) → (N, D): None, x is data
+    dz = model.decoder.backward(model.recon_loss.backward())
+    dmu = dz + beta * mu
+    dlogvar = dz * eps * std * half + beta * half * (xp.exp(logvar) - 1)
+    dh = model.mean_head.backward(dmu) + model.logvar_head.backward(dlogvar)
+    model.encoder.backward(dh)
+    opt.step()
+    return values
+
+
+def line(means):
+    """The per-sample means of an epoch as "31.2869 (recon 27.8156, kl 3.4713)"."""
+    return f"{means['loss']:.4f} (recon {means['recon']:.4f}, kl {means['kl']:.4f})"
+
+
+def main(args):
+    arch = arch_defaults(args, ARCHS)
+    setup_backend(args, resume_flags={"beta": "beta", "latent_dim": "latent"})  # --resume: flags left out
+    world = getattr(args, "world", None)      # --distributed / mpiexec -n N: the MPI processes, else None
+    root = world is None or world.is_root     # the process that prints and writes files
+    say = print if root else (lambda *_, **__: None)
+    x_train, y_train, x_test, y_test = load_images(args, size=arch["size"], value_range=arch["range"])
+    side = arch["size"]
+    shown = dict(value_range=(-1, 1) if arch["range"] == "symmetric" else (0, 1))
+    scale = 4 if side == 14 else 2          # magnify the small digits on screen
+
+    model = VAE(args.arch, args.latent_dim, args.seed, args.beta)
+    opt = Adam(model.parameters(), lr=args.lr)
+    say(f"model: {arch['builder']} with a {args.latent_dim}-D latent space, "
+        f"{n_params(model)} parameters; loss per sample = "
+        f"{'MSE' if arch['range'] == 'symmetric' else 'BCE'} summed over pixels (recon) + "
+        f"{'' if args.beta == 1 else f'{args.beta} x '}KL", flush=True)
+
+    # Epoch e visits the training set in the order drawn from (seed, e): a resumed run sees
+    # the batches an uninterrupted one would.
+    train_loader = DataLoader(x_train, batch_size=args.batch_size, shuffle=True, seed=args.seed)
+    test_set = x_test
+    if world:   # data parallel (tinyae.distributed): each rank takes its slice of every batch,
+        #         opt.step() first sums the ranks' gradients (one Allreduce; "sum": the loss is a batch sum)
+        opt = distributed.DistributedOptimizer(opt, reduction="sum", world=world)
+        train_loader = distributed.ShardedLoader(x_train, batch_size=args.batch_size, seed=args.seed,
+                                                 world=world)
+        test_set = x_test[world.shard(len(x_test))]
+    test_loader = DataLoader(test_set, batch_size=max(args.batch_size, 256), shuffle=False)
+    checkpoint = args.out / "checkpoint.npz"
+    fixed = one_per_class(y_test, 8)                         # 8 test digits, one per class
+    prior = np.random.default_rng(args.seed).standard_normal((64, args.latent_dim)).astype(np.float32)
+
+    def total(sums, count):
+        """Per-sample means {"loss", "recon", "kl"} of summed values (over all ranks)."""
+        if world:
+            *sums, count = world.sum([*sums, count])
+        return dict(zip(("loss", "recon", "kl"), (s / max(count, 1) for s in sums)))
+
+    def train(epoch):
+        """One pass over the training set; the per-sample means of loss, recon, kl."""
+        model.train()
+        train_loader.set_epoch(epoch - 1)
+        if world:   # ranks > 0 draw their own ε (rank 0 keeps the stream the checkpoint saves)
+            distributed.seed_noise(model, args.seed, epoch, world=world)
+        sums, count = np.zeros(3), 0
+        bar = tqdm(train_loader, desc=f"epoch {epoch}/{args.epochs}", disable=args.no_progress or not root,
+                   leave=False, dynamic_ncols=True)
+        try:
+            for step, (x, _) in enumerate(bar, start=1):
+                values = train_step(model, opt, x, args.beta)
+                if not np.all(np.isfinite(values)):
+                    raise TrainingError(
+                        f"non-finite loss at epoch {epoch}, step {step}/{len(train_loader)} "
+                        f"(loss={values[0]}, recon={values[1]}, kl={values[2]}): training stopped before "
+                        "this step's update"
+                        + (f"; the checkpoint {checkpoint} (after epoch {epoch - 1}) is unchanged"
+                           if epoch > 1 else "") + ". Lower the learning rate (resuming with a smaller one "
+                        "continues from the checkpoint) or check the data for NaNs.")
+                sums += values
+                count += x.shape[0]
+                if not bar.disable:   # shown at tqdm's next redraw; forced on the last step
+                    bar.set_postfix({k: f"{v / count:.4g}" for k, v in zip(("loss", "recon", "kl"), sums)},
+                                    refresh=step == len(train_loader))
+        finally:
+            bar.close()
+        return total(sums, count)
+
+    def test(epoch):
+        """The per-sample means of loss, recon, kl on the test set (ε drawn as in training)."""
+        model.eval()
+        sums, count = np.zeros(3), 0
+        for x, _ in test_loader:
+            out, mu, logvar, _, _ = model(x)
+            loss, recon, kl = loss_function(model, out, x, mu, logvar, args.beta)
+            sums += backend.to_numpy(backend.get_array_module(x).stack([loss, recon, kl]))
+            count += x.shape[0]
+        return total(sums, count)
+
+    def figures(epoch):
+        """8 test digits over their reconstructions (z = μ), and 64 decoded prior draws."""
+        recon = run(model.reconstruct, x_test[fixed])
+        plot.save_reconstructions(x_test[fixed].reshape(-1, side, side), recon.reshape(-1, side, side),
+                                  args.out / f"reconstruction_{epoch}.png", scale=scale,
+                                  title=f"epoch {epoch}: test digits and reconstructions", **shown)
+        plot.save_samples(run(model.decode, prior).reshape(-1, side, side), args.out / f"sample_{epoch}.png",
+                          scale=scale, title=f"epoch {epoch}: decoded z ~ N(0, I)", **shown)
+
+    # Start afresh, or (--resume) carry on from the checkpoint: weights, Adam's state, ε's generator.
+    inner = getattr(opt, "optimizer", opt)    # what the checkpoint saves (not the MPI wrapper)
+    history, start, note = History(), 0, ""
+    if root:
+        removed = remove_orphans(checkpoint)
+        if removed:
+            say(f"removed {', '.join(removed)}: the unfinished write of an interrupted run "
+                f"(the checkpoint {checkpoint.name} itself is intact)")
+        if args.resume and checkpoint.exists():
+            history, start, note = resume_from(checkpoint, model, inner, seed=args.seed,
+                                               batch_size=args.batch_size, log=lambda m: say(m, flush=True))
+            if start >= args.epochs:
+                say(f"the checkpoint already holds {start} epochs (asked for {args.epochs}): nothing to do")
+        elif args.resume:
+            say(f"no checkpoint at {checkpoint} yet: starting from epoch 1", flush=True)
+    if world:   # every rank starts from rank 0's weights, optimizer state and place in the history
+        records, start, note = world.bcast((history.records, start, note) if root else None)
+        history = History(records)
+        distributed.broadcast_parameters(model, world=world)
+        distributed.broadcast_optimizer_state(inner, world=world)
+        say(f"distributed: {world.size} processes, global batch {args.batch_size} "
+            f"(~{args.batch_size // world.size} per rank), {len(train_loader)} steps per epoch", flush=True)
+
+    for epoch in range(start + 1, args.epochs + 1):
+        t0 = time.perf_counter()
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            trained, tested = train(epoch), test(epoch)
+        record = {"epoch": epoch, **{f"train_{k}": v for k, v in trained.items()},
+                  **{f"test_{k}": v for k, v in tested.items()},
+                  "lr": float(opt.lr), "batch_size": args.batch_size}
+        if world:
+            record["ranks"] = world.size
+        if note and epoch == start + 1:
+            record["changed"] = note
+        record["seconds"] = time.perf_counter() - t0
+        history.append(record)
+        say(f"epoch {epoch}/{args.epochs}  train {line(trained)}  test {line(tested)}  "
+            f"({record['seconds']:.1f} s)", flush=True)
+        unchanged = (f"; the checkpoint {checkpoint} (after epoch {epoch - 1}) is unchanged" if epoch > 1
+                     else f"; no checkpoint was written ({checkpoint})")
+        bad = [name for name, p in model.named_parameters()
+               if not np.isfinite(backend.to_numpy(p.data)).all()]
+        if bad or not np.all(np.isfinite(list(tested.values()))):
+            raise TrainingError(f"{'parameter ' + repr(bad[0]) if bad else 'the test loss'} holds NaN or "
+                                f"infinite values after epoch {epoch} ({line(tested)}): the last updates "
+                                f"blew up{unchanged}. Lower the learning rate.")
+        if root:
+            figures(epoch)
+            save_checkpoint(checkpoint, model, inner, epoch=epoch, history=history.records,   # atomic
+                            settings={"seed": args.seed, "batch_size": args.batch_size})
+    if world:
+        world.barrier()             # the last checkpoint is on disk before any rank goes on
+    if not root:
+        return
+
+    # The latent space of the test set (the means μ), the decoder along a line, the curves.
+    model.eval()
+    codes = run(lambda x: model.encode(x)[0], x_test)
+    if args.latent_dim >= 2:
+        plot.save_latent_scatter(codes, y_test, args.out / "latent_scatter.png",
+                                 title=f"test digits in the {args.latent_dim}-D latent space (μ)")
+    if args.latent_dim == 2:
+        plot.save_manifold(decoder_fn(model), args.out / "manifold.png", n=15, image_shape=(side, side),
+                           title="decoded grid of z at N(0, 1) quantiles", **shown)
+    a, b = fixed[0], fixed[1 % len(fixed)]
+    plot.save_interpolation(decoder_fn(model), codes[a], codes[b], args.out / "interpolation.png",
+                            steps=10, image_shape=(side, side), scale=scale, **shown,
+                            title=f"from a test {y_test[a]} to a test {y_test[b]} in latent space")
+    if len(history):
+        save_loss_curves(history.records, args.out / "loss_curves.png",
+                         title="VAE loss per sample (recon + KL)")
+        last = history.last()
+        print(f"final test loss per sample {last['test_loss']:.2f} "
+              f"(recon {last['test_recon']:.2f}, KL {last['test_kl']:.2f})", flush=True)
+    done(args)
+
+
 parser = make_parser("vae_mnist", __doc__.splitlines()[0], epochs=None, batch_size=None, latent_dim=True)
 parser.add_argument("--arch", choices=list(ARCHS), default="tutorial",
                     help="; ".join(f"{k}: {v['builder']}, {v['epochs']} epochs, batch {v['batch_size']}, "
                                    f"latent dim {v['latent_dim']}" for k, v in ARCHS.items()))
-parser.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (β-VAE)")
-args = parser.parse_args()
-arch = arch_defaults(args, ARCHS)
-setup_backend(args)
+parser.add_argument("--beta", type=nonneg_float, default=1.0, help="weight of the KL term (β-VAE)")
 
-x_train, y_train, x_test, y_test = load_images(args, size=arch["size"], value_range=arch["range"])
-side = arch["size"]
-shown = dict(value_range=(-1, 1) if arch["range"] == "symmetric" else (0, 1))
-scale = 4 if side == 14 else 2          # magnify the small digits on screen
-
-model = models.build(arch["builder"], latent=args.latent_dim, beta=args.beta, seed=args.seed)
-optimizer = Adam(model.parameters(), lr=args.lr)
-print(f"model: {arch['builder']} with a {args.latent_dim}-D latent space, "
-      f"{n_params(model)} parameters; loss per sample = "
-      f"{'MSE' if arch['range'] == 'symmetric' else 'BCE'} summed over pixels (recon) + "
-      f"{'' if args.beta == 1 else f'{args.beta} x '}KL", flush=True)
-
-fixed = one_per_class(y_test, 8)                         # 8 test digits, one per class
-prior = np.random.default_rng(args.seed).standard_normal((64, args.latent_dim)).astype(np.float32)
-
-
-def figures(epoch, model, history):
-    """Each epoch: 8 test digits over their reconstructions (z = μ) and 64 prior draws."""
-    model.eval()
-    recon = run(model.reconstruct, x_test[fixed])
-    plot.save_reconstructions(x_test[fixed].reshape(-1, side, side), recon.reshape(-1, side, side),
-                              args.out / f"reconstruction_{epoch}.png", scale=scale,
-                              title=f"epoch {epoch}: test digits and reconstructions", **shown)
-    plot.save_samples(run(model.decode, prior).reshape(-1, side, side), args.out / f"sample_{epoch}.png",
-                      scale=scale, title=f"epoch {epoch}: decoded z ~ N(0, I)", **shown)
-
-
-history = fit(model, optimizer, x_train, x_test, callbacks=[figures], **fit_options(args))
-
-# The latent space of the test set (the means μ), the decoder along a line, the curves.
-model.eval()
-codes = run(lambda x: model.encode(x, mode="deterministic"), x_test)
-if args.latent_dim >= 2:
-    plot.save_latent_scatter(codes, y_test, args.out / "latent_scatter.png",
-                             title=f"test digits in the {args.latent_dim}-D latent space (μ)")
-if args.latent_dim == 2:
-    plot.save_manifold(decoder_fn(model), args.out / "manifold.png", n=15, image_shape=(side, side),
-                       title="decoded grid of z at N(0, 1) quantiles", **shown)
-a, b = fixed[0], fixed[1 % len(fixed)]
-plot.save_interpolation(decoder_fn(model), codes[a], codes[b], args.out / "interpolation.png",
-                        steps=10, image_shape=(side, side), scale=scale, **shown,
-                        title=f"from a test {y_test[a]} to a test {y_test[b]} in latent space")
-if len(history):
-    plot.save_loss_curves(history.records, args.out / "loss_curves.png",
-                          title="VAE loss per sample (recon + KL)")
-    last = history.last()
-    print(f"final test loss per sample {last['test_loss']:.2f} "
-          f"(recon {last['test_recon']:.2f}, KL {last['test_kl']:.2f})", flush=True)
-done(args)
+if __name__ == "__main__":
+    run_cli(main, parser)
