@@ -407,7 +407,10 @@ class DistributedOptimizer:
         self.world = world or get_world()
 
     def __getattr__(self, name):          # lr, params, step_count, state … of the inner one
-        return getattr(self.__dict__["optimizer"], name)
+        inner = self.__dict__.get("optimizer")
+        if inner is None:                 # (half-built, e.g. while copying)
+            raise AttributeError(name)
+        return getattr(inner, name)
 
     def __setattr__(self, name, value):
         if name in ("optimizer", "reduction", "world"):
