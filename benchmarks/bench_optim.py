@@ -129,6 +129,7 @@ def main(argv=None):
     ap.add_argument("--settle", type=float, default=0.2)
     args = ap.parse_args(argv)
     os.environ.setdefault("NUMEXPR_MAX_THREADS", str(args.threads))
+    optim_engine.set_num_threads(args.threads)
     try:
         import threadpoolctl  # noqa: PLC0415
         threadpoolctl.threadpool_limits(args.threads)

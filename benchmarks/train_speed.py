@@ -74,7 +74,7 @@ for _p in (ROOT, HERE):                  # run from a checkout without installin
         sys.path.insert(0, str(_p))
 
 import tinyae  # noqa: E402
-from tinyae import backend, nn, optim  # noqa: E402
+from tinyae import backend, nn, optim, optim_engine  # noqa: E402
 from tinyae.backend import BackendError  # noqa: E402
 
 import peers  # noqa: E402  (benchmarks/peers.py: JAX and DeZero)
@@ -503,10 +503,12 @@ def peak_memory_torch(make_step, batch, gpu: bool):
 # runners: one implementation of one model, in this process or in a process of its own
 # ---------------------------------------------------------------------------
 def limit_threads(threads: int):
-    """Give NumPy's BLAS and PyTorch ``threads`` threads (JAX: see configure_jax_threads)."""
+    """Give NumPy's BLAS, tinyae's Adam engine and PyTorch ``threads`` threads (JAX: see
+    configure_jax_threads)."""
     limiter = threadpoolctl.threadpool_limits(threads) if threadpoolctl is not None else None
     if torch is not None:
         torch.set_num_threads(threads)
+    optim_engine.set_num_threads(threads)      # tinyae's Adam engine (tinyae/optim_engine.py)
     return limiter
 
 

@@ -11,10 +11,13 @@ from tinyae import nn, optim, optim_engine
 
 @pytest.fixture
 def engine():
-    """Restore the process-wide engine after each test."""
-    before = optim_engine.current()
+    """Restore the process-wide engine and thread count after each test; two threads during it
+    (so the buffers above THREAD_MIN take the threaded paths)."""
+    before, threads = optim_engine.current(), optim_engine._state.get("threads")
+    optim_engine.set_num_threads(2)
     yield optim_engine
     optim_engine.use(before)
+    optim_engine._state["threads"] = threads
 
 
 def run_adam(engine_name, sizes, dtype, steps, seed=0, **hyper):
@@ -78,6 +81,8 @@ def test_engine_flushes_subnormal_moments_only(engine, dtype):
         assert not np.any((np.abs(m) < tiny) & (m != 0))
 
 
-def test_unknown_engine_is_refused(engine):
+def test_unknown_engine_and_bad_thread_count_are_refused(engine):
     with pytest.raises(ValueError, match="unknown engine 'fast'.*blocks"):
         engine.use("fast")
+    with pytest.raises(ValueError, match="at least 1 thread, got 0"):
+        engine.set_num_threads(0)

@@ -43,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy
 
-__all__ = ["use", "current", "available", "adam_step", "BLOCK", "THREAD_MIN"]
+__all__ = ["use", "current", "available", "set_num_threads", "adam_step", "BLOCK", "THREAD_MIN"]
 
 BLOCK = 16384            # numbers per block: 64 KiB in float32; ~5 arrays of it stay in L2
 THREAD_MIN = 1 << 17     # below ~131k numbers one thread is faster (pool hand-off ~20 µs)
@@ -79,12 +79,25 @@ def current() -> str:
     return _state["engine"]
 
 
+def set_num_threads(n: int):
+    """Threads for the engine's large buffers (default: $TINYAE_NUM_THREADS, else $OMP_NUM_THREADS
+    or $OPENBLAS_NUM_THREADS — the examples' BLAS setting —, else the usable CPUs; at most 8)."""
+    if int(n) < 1:
+        raise ValueError(f"tinyae.optim_engine.set_num_threads: need at least 1 thread, got {n}")
+    _state["threads"] = int(n)
+
+
 def _threads() -> int:
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:
         cpus = os.cpu_count() or 1
-    return max(1, min(cpus, 8))
+    n = _state.get("threads")
+    if n is None:
+        env = next((os.environ[k] for k in ("TINYAE_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+                    if os.environ.get(k, "").strip().isdigit()), None)
+        n = int(env) if env else cpus
+    return max(1, min(n, cpus, 8))
 
 
 def _pool(workers):
@@ -189,7 +202,15 @@ def adam_step(param, grad, m, v, *, b1, b2, step_size, bias2_sqrt, eps) -> bool:
               f(numpy.finfo(param.dtype).tiny))
     if engine == "numba":
         serial, parallel = _numba_kernels()
-        (parallel if param.size >= THREAD_MIN else serial)(param, grad, m, v, *consts)
+        workers = _threads() if param.size >= THREAD_MIN else 1
+        if workers == 1:
+            serial(param, grad, m, v, *consts)
+        else:
+            import numba  # noqa: PLC0415
+            workers = min(workers, numba.config.NUMBA_NUM_THREADS)
+            if numba.get_num_threads() != workers:
+                numba.set_num_threads(workers)
+            parallel(param, grad, m, v, *consts)
     else:
         _run_blocks(_adam_block, (param, grad, m, v), consts)
     return True
