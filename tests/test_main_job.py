@@ -169,6 +169,13 @@ def test_backprop_by_hand_loss_falls(tmp_path, mnist_dir):
     assert before > one > two and two < 0.8 * before, proc.stdout
     steps = [float(v) for v in re.findall(r"train loss ([\d.]+)", proc.stdout)]
     assert len(steps) >= 2 and steps[-1] < steps[0]
+    assert (tmp_path / "bh" / "checkpoint.npz").is_file()
+
+    # it keeps no checkpoint to resume from: --resume is refused, not ignored
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "backprop_by_hand.py"), "--resume", "--out",
+                           str(tmp_path / "bh")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: --resume: not supported")
 
 
 def test_resume_from_checks_like_fit(tmp_path):
