@@ -34,6 +34,23 @@ def rows_height(rows, side, scale, pad=2):
 
 
 CURVES = HIST = (480, 720)     # save_loss_curves, save_histograms
+
+
+def tutorial_figures(k, ncols=4):
+    """The Keras tutorial's code figures (examples/keras_figures.py) for a k-D code: sizes."""
+    cols = min(ncols, k)
+    return {"code_histograms.png": (160 * -(-k // cols) + 40, 200 * cols),
+            "kernel_pca_2d.png": (560, 640), "kernel_pca_3d.png": (620, 760)}
+
+
+def check_gif(path, side, frames, n=8, scale=2, pad=2):
+    """progress.gif: a GIF of ``frames`` frames, each 2 rows × n tiles plus a title band."""
+    from PIL import Image
+    with open(path, "rb") as f:
+        assert f.read(6) in (b"GIF87a", b"GIF89a"), f"{path.name} is not a GIF"
+    with Image.open(path) as im:
+        assert im.format == "GIF" and im.n_frames == frames
+        assert im.size == (scale * (n * side + (n + 1) * pad), scale * (2 * side + 3 * pad) + T)
 ROC = (520, 560)
 
 
@@ -108,11 +125,13 @@ def test_vae_mnist_pytorch_example_with_2d_latent(tmp_path):
 def test_ae_mnist(tmp_path, arch):
     proc, out = run_example("ae_mnist", tmp_path, "--arch", arch)
     side, scale = (14, 4) if arch == "tutorial" else (28, 2)
+    k = {"tutorial": 3, "784-32": 32, "784-250-16": 16}[arch]
     figures = {"reconstruction_1.png": rows_height(2, side, scale), "latent_scatter.png": None,
-               "code_histogram.png": HIST, "loss_curves.png": CURVES}
+               "code_histogram.png": HIST, "loss_curves.png": CURVES, **tutorial_figures(k)}
     if arch == "784-250-16":
-        figures["generated.png"] = grid(64, 28, 2)
+        figures["generated.png"] = grid(36, 28, 2, nrow=6)      # N(0, 0.33²) codes, 6×6
     check_run(proc, out, figures)
+    check_gif(out / "progress.gif", side, frames=1)
 
 
 def test_ae_mnist_rejects_a_latent_dim_for_the_fixed_architecture(tmp_path):
@@ -126,7 +145,10 @@ def test_conv_ae_mnist(tmp_path):
         "reconstruction_1.png": rows_height(2, 28, 2),
         "reconstructions.png": grid(16, 28, 2),                # the digits, then epoch 1
         "filters.png": (24 * 5 + 2 * 2 + T, 4 * 24 * 5 + 5 * 2),
-        "latent_scatter.png": None, "loss_curves.png": CURVES})
+        "latent_scatter.png": None, "loss_curves.png": CURVES,
+        "generated.png": grid(36, 28, 2, nrow=6), **tutorial_figures(16)})
+    check_gif(out / "progress.gif", 28, frames=1)
+    assert "16-D tanh code" in proc.stdout and "MSE averaged over pixels" in proc.stdout
 
 
 @pytest.mark.parametrize("noise", ["gaussian", "mask"])

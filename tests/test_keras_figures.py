@@ -105,3 +105,42 @@ def test_reconstruction_animation_rejects_mismatch(tmp_path):
     with pytest.raises(ValueError, match="fps must be a positive number"):
         plot.save_reconstruction_animation(x, {1: x}, tmp_path / "a.gif", fps=0)
     assert not (tmp_path / "a.gif").exists()
+
+
+# -- written by the examples -------------------------------------------------------------------
+def run_script(name, tmp_path, *args):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
+    env = dict(os.environ, MPLBACKEND="Agg", TINYAE_OFFLINE="1", XDG_CACHE_HOME=str(tmp_path / "cache"))
+    env.pop("TINYAE_DATA", None)
+    return subprocess.run([sys.executable, str(script), "--data", "embedded", "--no-progress",
+                           "--out", str(tmp_path / name), *args],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+
+
+@pytest.mark.parametrize("grid, which", [("15", "both"), ("quantile", "consistent")])
+def test_vae2d_keras_writes_its_figures(tmp_path, grid, which):
+    proc = run_script("vae2d_keras", tmp_path, "--epochs", "1", "--limit", "256", "--grid-range", grid,
+                      "--parameterisation", which)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    kinds = ["keras", "consistent"] if which == "both" else [which]
+    assert ("| parameterisation | test loss per sample |" in proc.stdout) == (which == "both")
+    assert ("z = μ + exp(s)·ε, ε ~ N(0, 0.1²)" in proc.stdout) == ("keras" in kinds)
+    assert "z = μ + exp(s/2)·ε, ε ~ N(0, 1)" in proc.stdout
+    for kind in kinds:
+        out = tmp_path / "vae2d_keras" / kind
+        manifold = opened(out / "manifold.png", "PNG")
+        assert manifold.size == (75 + 840 + 20, 70 + 840 + 45)    # 15×15 tiles of 28 px, doubled, + axes
+        assert opened(out / "latent_scatter.png", "PNG").size == (640, 560)
+        assert opened(out / "samples.png", "PNG").size == (2 * (8 * 28 + 9 * 2), 2 * (8 * 28 + 9 * 2)
+                                                           + plot.title_height(100))
+        assert (out / "checkpoint.npz").is_file()
+
+
+def test_vae2d_keras_bad_grid_range_is_one_error_line(tmp_path):
+    proc = run_script("vae2d_keras", tmp_path, "--grid-range", "15,-15")
+    assert proc.returncode == 2 and "error: argument --grid-range" in proc.stderr
+    assert "Traceback" not in proc.stderr
