@@ -329,7 +329,9 @@ def test_tied_weights_share_one_parameter_and_sum_gradients():
 INPUTS = {"dense-196-64-16": (3, 196), "vae-196-64-16": (3, 196), "ae-784-32": (3, 784),
           "ae-784-250-16": (3, 784), "conv-ae": (2, 1, 28, 28), "vae-784-400-20": (3, 784),
           "linear-ae": (3, 784), "sparse-ae": (3, 784), "contractive-ae": (3, 784),
-          "mlp-ae": (3, 784), "mlp-vae": (3, 784), "vae-784-64-2-keras": (3, 784)}
+          "mlp-ae": (3, 784), "mlp-vae": (3, 784), "vae-784-64-2-keras": (3, 784),
+          "conv-ae-transposed": (2, 1, 28, 28), "conv-ae-unpool": (2, 1, 28, 28),
+          "conv-ae-upsample": (2, 1, 28, 28)}
 PARTS = {"vae-196-64-16": {"recon", "kl"}, "vae-784-400-20": {"recon", "kl"}, "mlp-vae": {"recon", "kl"},
          "vae-784-64-2-keras": {"recon", "kl"},
          "sparse-ae": {"recon", "sparsity"}, "contractive-ae": {"recon", "contractive"}}

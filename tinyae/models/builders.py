@@ -25,6 +25,10 @@ linear-ae           (N, D)        D→k | k→D, no activation (``tied``: decode
 sparse-ae           (N, D)        D→H Sigmoid | H→D; BCE + L1 or KL(ρ‖ρ̂) penalty on the code
 contractive-ae      (N, D)        sizes D→…→H with act | H→D; BCE + λ‖∂h/∂x‖²_F (exact or stochastic)
 mlp-ae, mlp-vae     (N, D)        any sizes/activations (small models for tests and experiments)
+conv-ae-transposed  (N,1,28,28)   the OpenGenus survey's variants, 3×3 kernels, ReLU, code C2×7×7,
+conv-ae-unpool                    sigmoid output, MSE: (a) strided Conv2d down / ConvTranspose2d up,
+conv-ae-upsample                  (b) MaxPool2d / MaxUnpool2d with the pools' indices, (c) strided
+                                  Conv2d down / nearest Upsample + Conv2d up
 
 Every builder called through :func:`build` also takes ``init="pytorch"`` (PyTorch's
 U(±1/√fan_in) for weights and biases: what the builders draw when ``init`` is not given, except
@@ -48,12 +52,12 @@ import numpy
 
 from .._checks import nonnegative_int, positive_int
 from ..losses import BCEWithLogitsLoss, KLSparsityPenalty, L1ActivityPenalty, MSELoss
-from ..nn import Flatten, Identity, LeakyReLU, Linear, ReLU, Reshape, Sequential, Sigmoid, Tanh
+from ..nn import Flatten, Identity, LeakyReLU, Linear, Module, ReLU, Reshape, Sequential, Sigmoid, Tanh
 from ..nn.init import check_scheme, init_module_
 from .autoencoder import AutoEncoder, ContractiveAutoEncoder, TiedLinear
 from .vae import VAE
 
-__all__ = ["BUILDERS", "register", "build", "available"]
+__all__ = ["BUILDERS", "register", "build", "available", "MaxUnpoolFrom"]
 
 BUILDERS: dict = {}
 
@@ -344,3 +348,114 @@ def mlp_vae(sizes=(784, 400, 20), activation="relu", output=None, loss="bce", re
     mean, logvar = Linear(sizes[-2], sizes[-1], rng=init), Linear(sizes[-2], sizes[-1], rng=init)
     dec = _mlp(sizes[::-1], activation, output, init, negative_slope)
     return VAE(enc, mean, logvar, dec, loss=_recon(loss, reduction), beta=beta, rng=noise)
+
+
+# -- the OpenGenus survey's convolutional variants ----------------------------------------------
+# Three ways down and up with the same budget: 1×28×28 → C1×14×14 → C2×7×7 (the code, C2·49
+# numbers) → C1×14×14 → 1×28×28, 3×3 kernels, ReLU, a sigmoid output (logits for loss="bce").
+# "transposed" and "upsample" share the encoder (stride-2 convolutions) and have decoders with
+# the same weights' shapes' sizes, so their reconstructions compare at an equal budget.
+
+class MaxUnpoolFrom(Module):
+    r"""MaxUnpool2d fed with the indices of a MaxPool2d of the encoder (the pair of SegNet).
+
+    ``forward(x)`` puts every value of x (N, C, H, W) back where ``pool``'s last forward found
+    its maximum, zeros elsewhere, in the pool's input size (N, C, PH, PW):
+        y.reshape(N, C, PH*PW)[n, c, indices[n, c, h, w]] = x[n, c, h, w]
+    ``backward(dy)`` gathers dy at the same places (MaxUnpool2d's backward).  The indices are
+    the pool's from the *last encoded batch*: decode only what was just encoded (``forward``
+    does); decoding a code from elsewhere (a sample, an interpolation) has no indices to use.
+    """
+
+    def __init__(self, pool):
+        super().__init__()
+        from ..nn.pooling import MaxPool2d, MaxUnpool2d
+        if not isinstance(pool, MaxPool2d):
+            raise TypeError(f"MaxUnpoolFrom: pool must be a MaxPool2d, got {type(pool).__name__}")
+        object.__setattr__(self, "pool", pool)   # a reference, not a child: it belongs to the encoder
+        self.unpool = MaxUnpool2d(pool.kernel_size, pool.stride, pool.padding)
+
+    def forward(self, x):
+        if getattr(self.pool, "argmax", None) is None:
+            raise RuntimeError("MaxUnpoolFrom: its MaxPool2d has not run yet; decode codes right after "
+                               "encoding them (model.forward), not codes from elsewhere")
+        if tuple(self.pool.argmax.shape) != tuple(x.shape):
+            raise ValueError(f"MaxUnpoolFrom: input of shape {tuple(x.shape)} does not match the indices of "
+                             f"the last encoded batch {tuple(self.pool.argmax.shape)}; an unpooling decoder "
+                             "can only decode the batch that was just encoded")
+        return self.unpool(x, self.pool.indices(), output_size=self.pool.in_shape)
+
+    def backward(self, dy):
+        return self.unpool.backward(dy)
+
+
+def _survey_check(where, channels, loss):
+    if isinstance(channels, (str, bytes)) or not isinstance(channels, (list, tuple)) or len(channels) != 2:
+        raise ValueError(f"{where}: channels must be a pair [C1, C2] (C2×7×7 is the code), got {channels!r}")
+    for i, c in enumerate(channels):
+        positive_int(c, f"channels[{i}]", where)
+    return _recon(loss)
+
+
+def _survey_out(loss):
+    return [] if loss == "bce" else [Sigmoid()]
+
+
+def _strided_encoder(c1, c2, init):
+    from ..nn.conv import Conv2d
+    return Sequential(Conv2d(1, c1, 3, stride=2, padding=1, rng=init), ReLU(),     # → C1×14×14
+                      Conv2d(c1, c2, 3, stride=2, padding=1, rng=init), ReLU())    # → C2×7×7
+
+
+@register("conv-ae-transposed")
+def conv_ae_transposed(channels=(16, 8), loss="mse", corruption=None, seed=0):
+    """(a) strided Conv2d down, ConvTranspose2d up (3×3, stride 2, padding 1, output_padding 1):
+    1×28×28 →conv s2→ C1×14×14 →conv s2→ C2×7×7 | →convT s2→ C1×14×14 →convT s2→ 1×28×28.
+    A 3×3 kernel at stride 2 covers even output rows with two taps and odd ones with one: the
+    uneven overlap that can print a checkerboard (period 2) on the output."""
+    from ..nn.conv import ConvTranspose2d
+    recon = _survey_check("build('conv-ae-transposed')", channels, loss)
+    c1, c2 = channels
+    init, noise = _rngs(seed)
+    enc = _strided_encoder(c1, c2, init)
+    dec = Sequential(ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1, rng=init), ReLU(),
+                     ConvTranspose2d(c1, 1, 3, stride=2, padding=1, output_padding=1, rng=init),
+                     *_survey_out(loss))
+    return _ae(enc, dec, recon, corruption, None, noise)
+
+
+@register("conv-ae-upsample")
+def conv_ae_upsample(channels=(16, 8), loss="mse", corruption=None, seed=0):
+    """(c) the same strided encoder; nearest Upsample(2) + Conv2d 3×3 (padding 1) up:
+    C2×7×7 →up→ C2×14×14 →conv→ C1×14×14 →up→ C1×28×28 →conv→ 1×28×28.  Every output pixel
+    sees the same number of taps (the resize-convolution said to avoid checkerboards); its
+    decoder has as many weights as conv-ae-transposed's."""
+    from ..nn.conv import Conv2d
+    from ..nn.pooling import Upsample
+    recon = _survey_check("build('conv-ae-upsample')", channels, loss)
+    c1, c2 = channels
+    init, noise = _rngs(seed)
+    enc = _strided_encoder(c1, c2, init)
+    dec = Sequential(Upsample(2), Conv2d(c2, c1, 3, padding=1, rng=init), ReLU(),
+                     Upsample(2), Conv2d(c1, 1, 3, padding=1, rng=init), *_survey_out(loss))
+    return _ae(enc, dec, recon, corruption, None, noise)
+
+
+@register("conv-ae-unpool")
+def conv_ae_unpool(channels=(16, 8), loss="mse", corruption=None, seed=0):
+    """(b) Conv2d 3×3 (padding 1) + MaxPool2d(2) down; MaxUnpool2d with the pools' indices up:
+    1×28×28 →conv→ C1×28×28 →pool→ C1×14×14 →conv→ C2×14×14 →pool→ C2×7×7 |
+    →unpool (2nd pool's indices)→ C2×14×14 →conv→ C1×14×14 →unpool (1st pool's)→ C1×28×28
+    →conv→ 1×28×28.  The decoder needs the indices of the batch just encoded
+    (:class:`MaxUnpoolFrom`): it reconstructs, it cannot decode a code from elsewhere."""
+    from ..nn.conv import Conv2d
+    from ..nn.pooling import MaxPool2d
+    recon = _survey_check("build('conv-ae-unpool')", channels, loss)
+    c1, c2 = channels
+    init, noise = _rngs(seed)
+    pool1, pool2 = MaxPool2d(2), MaxPool2d(2)
+    enc = Sequential(Conv2d(1, c1, 3, padding=1, rng=init), ReLU(), pool1,
+                     Conv2d(c1, c2, 3, padding=1, rng=init), ReLU(), pool2)
+    dec = Sequential(MaxUnpoolFrom(pool2), Conv2d(c2, c1, 3, padding=1, rng=init), ReLU(),
+                     MaxUnpoolFrom(pool1), Conv2d(c1, 1, 3, padding=1, rng=init), *_survey_out(loss))
+    return _ae(enc, dec, recon, corruption, None, noise)
