@@ -16,7 +16,8 @@ Figures in --out/<parameterisation>/ (default results/vae2d_keras/):
   every epoch   reconstruction_N.png
   at the end    latent_scatter.png (test codes μ by digit, as the blog's figure),
                 manifold.png (15×15 decoded grid over --grid-range: the blog's [−15, 15], or
-                "quantile" for N(0, 1) quantiles 0.05…0.95), samples.png (64 decoded z ~ N(0, I)),
+                "quantile" for N(0, 1) quantiles 0.05…0.95; with a range, manifold_quantile.png
+                too), samples.png (64 decoded z ~ N(0, I)),
                 loss_curves.png, checkpoint.npz
 
 Losses are Keras's: per sample (784 × mean BCE + KL), averaged over the batch.
@@ -88,6 +89,9 @@ def train_one(args, kind, x_train, y_train, x_test, y_test):
     where = "N(0, 1) quantiles" if args.grid_range is None else f"[{args.grid_range[0]:g}, {args.grid_range[1]:g}]²"
     plot.save_manifold(decoder_fn(model), out / "manifold.png", n=15, grid_range=args.grid_range,
                        title=f"[{kind}] decoded z over {where}")
+    if args.grid_range is not None:      # and the prior's own quantiles, for comparison
+        plot.save_manifold(decoder_fn(model), out / "manifold_quantile.png", n=15,
+                           title=f"[{kind}] decoded z over N(0, 1) quantiles 0.05…0.95")
     z = np.random.default_rng(args.seed).standard_normal((64, 2)).astype(np.float32)
     plot.save_samples(decoder_fn(model)(z), out / "samples.png", title=f"[{kind}] decoded z ~ N(0, I)")
     if len(history):
@@ -139,7 +143,8 @@ def main(args):
                   f"{r['neg_elbo']:.2f} | {r['mu_std'][0]:.2f}, {r['mu_std'][1]:.2f} | {r['mu_absmax']:.1f} | "
                   f"{r['sampled_std']:.3f} |", flush=True)
     print("wrote to " + ", ".join(f"{args.out / k}/" for k in kinds) + ": reconstruction_{1..N}.png, "
-          "latent_scatter.png, manifold.png, samples.png, loss_curves.png, checkpoint.npz", flush=True)
+          "latent_scatter.png, manifold.png, " + ("manifold_quantile.png, " if args.grid_range else "")
+          + "samples.png, loss_curves.png, checkpoint.npz", flush=True)
 
 
 if __name__ == "__main__":

@@ -127,13 +127,15 @@ def test_vae2d_keras_writes_its_figures(tmp_path, grid, which):
                       "--parameterisation", which)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     kinds = ["keras", "consistent"] if which == "both" else [which]
-    assert ("| parameterisation | test loss per sample |" in proc.stdout) == (which == "both")
+    assert ("| parameterisation | test loss per sample (as trained) |" in proc.stdout) == (which == "both")
+    assert ("−ELBO" in proc.stdout) and "KL of the sampled posterior" in proc.stdout
     assert ("z = μ + exp(s)·ε, ε ~ N(0, 0.1²)" in proc.stdout) == ("keras" in kinds)
     assert "z = μ + exp(s/2)·ε, ε ~ N(0, 1)" in proc.stdout
     for kind in kinds:
         out = tmp_path / "vae2d_keras" / kind
         manifold = opened(out / "manifold.png", "PNG")
         assert manifold.size == (75 + 840 + 20, 70 + 840 + 45)    # 15×15 tiles of 28 px, doubled, + axes
+        assert (out / "manifold_quantile.png").is_file() == (grid != "quantile")
         assert opened(out / "latent_scatter.png", "PNG").size == (640, 560)
         assert opened(out / "samples.png", "PNG").size == (2 * (8 * 28 + 9 * 2), 2 * (8 * 28 + 9 * 2)
                                                            + plot.title_height(100))
