@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -90,7 +91,8 @@ def execute(path: Path, digest: str):
             client.execute(env=kernel_env())
         except CellExecutionError as exc:
             raise PluginError(f"notebook {path.relative_to(ROOT)} failed while building the docs "
-                              f"(run it with: python {path.relative_to(ROOT)}):\n{exc}") from None
+                              f"(run it with: python {path.relative_to(ROOT)}):\n"
+                              + re.sub(r"\x1b\[[0-9;]*m", "", str(exc))) from None   # no terminal colours
     cached.parent.mkdir(parents=True, exist_ok=True)
     for old in cached.parent.glob(f"{path.stem}.*.ipynb"):
         old.unlink()
