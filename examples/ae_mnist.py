@@ -9,6 +9,9 @@ tutorial     the first tutorial's AE on 14×14 digits in [-1, 1]: 196-64-16-3 / 
              -784 sigmoid, MSE, Glorot init, Keras's Adam, batch 200, 50 epochs (MSE from about
              0.07 to about 0.01); its figures: reconstructions, the code histograms, KernelPCA
              of the codes in 2-D and 3-D, new digits from codes drawn from N(0, 0.33²).
+survey-784-32  the OpenGenus survey's linear AE: 784-32 ReLU / 32-784 sigmoid with per-pixel
+             MSE (not BCE), PyTorch's init and Adam 1e-3, batch 20; 10 epochs here (the survey
+             gives no number to match).
 The two Keras set-ups use Keras's conventions (tinyae.models.keras); ``--init pytorch`` and
 ``--tanh-hidden`` (784-250-16's earlier all-tanh variant) are the documented departures.
 
@@ -39,6 +42,8 @@ ARCHS = {
                      epochs=20, batch_size=64, latent_dim=3),
     "784-32": dict(builder="ae-784-32", size=28, range="unit", loss="BCE",
                    epochs=50, batch_size=256, latent_dim=32, keras={"loss": "keras-bce"}),
+    "survey-784-32": dict(builder="ae-784-32", size=28, range="unit", loss="MSE",
+                          epochs=10, batch_size=20, latent_dim=32, options={"loss": "mse"}),
     "784-250-16": dict(builder="ae-784-250-16", size=28, range="unit", loss="MSE",
                        epochs=50, batch_size=200, latent_dim=16, keras={}),
 }
@@ -49,7 +54,8 @@ parser.add_argument("--arch", choices=list(ARCHS), default="tutorial",
                                    f"code size {v['latent_dim']}" for k, v in ARCHS.items()))
 parser.add_argument("--init", choices=["keras", "pytorch"], default=None,
                     help="weights: Keras's Glorot-uniform with zero biases (default for the Keras set-ups "
-                         "784-32 and 784-250-16) or PyTorch's U(±1/√fan_in) (default for tutorial)")
+                         "784-32 and 784-250-16) or PyTorch's U(±1/√fan_in) (default for tutorial and "
+                         "survey-784-32)")
 parser.add_argument("--tanh-hidden", action="store_true",
                     help="784-250-16: tanh hidden layers (the earlier variant) instead of the tutorial's ReLU")
 
@@ -70,7 +76,7 @@ def main(args):
     init = args.init or ("keras" if keras is not None else "pytorch")
     if args.tanh_hidden and args.arch != "784-250-16":
         parser.error("--tanh-hidden is an option of --arch 784-250-16")
-    options = {**(keras or {}), **({"activation": "tanh"} if args.tanh_hidden else {})}
+    options = {**(keras or {}), **arch.get("options", {}), **({"activation": "tanh"} if args.tanh_hidden else {})}
     model = models.build(arch["builder"], seed=args.seed, init=init, **latent, **options)
     optimizer = (KerasAdam if keras is not None else Adam)(model.parameters(), lr=args.lr)
     print(f"model: {arch['builder']} with a {args.latent_dim}-D code, {n_params(model)} parameters, "

@@ -9,6 +9,16 @@ Glorot init and Adam (lr 1e-3, ε = 1e-7), batch 200, 50 epochs.  The tanh keeps
 hour on one CPU core (--epochs 5 for a look, or --backend cupy).
 ``--earlier-variant``: this example's former model — a linear code, BCE on logits, PyTorch's
 init and Adam, batch 128 (give --batch-size 128 too to match it).
+``--decoder transposed|unpool|upsample``: the OpenGenus survey's fully convolutional variants
+instead (tinyae.models.builders; 3×3 kernels, ReLU, an 8×7×7 code, sigmoid output, MSE,
+PyTorch's init and Adam; give --batch-size and --epochs as you like):
+  transposed  strided Conv2d down (stride 2) / ConvTranspose2d up (stride 2)
+  unpool      Conv2d + MaxPool2d down / MaxUnpool2d with the pools' indices + Conv2d up
+  upsample    strided Conv2d down / nearest Upsample + Conv2d up
+These write reconstructions, filters, latent scatter (PCA of the flattened codes), progress.gif
+and loss curves, not the tutorial's code figures (its codes are 16 numbers; these are feature
+maps, and an unpooling decoder cannot decode a code without its encoder's indices).
+examples/checkerboard.py compares transposed with upsample.
 
 Figures in --out (default results/conv_ae_mnist/) — the tutorial's, and a few more:
   every epoch   reconstruction_N.png (8 test digits over their reconstructions)
@@ -21,8 +31,9 @@ Figures in --out (default results/conv_ae_mnist/) — the tutorial's, and a few 
                 latent_scatter.png (PCA of the test codes), loss_curves.png, checkpoint.npz
 
     python examples/conv_ae_mnist.py --epochs 3 --data embedded
+    python examples/conv_ae_mnist.py --decoder transposed --epochs 3 --batch-size 64
 """
-from common import (done, fit_options, load_images, make_parser, n_params, one_per_class, run,
+from common import (done, explicit, fit_options, load_images, make_parser, n_params, one_per_class, run,
                     run_cli, save_loss_curves, setup_backend)  # first: it sets the BLAS threads
 import numpy as np
 
@@ -36,22 +47,35 @@ parser = make_parser("conv_ae_mnist", __doc__.splitlines()[0], epochs=50, batch_
 parser.add_argument("--earlier-variant", action="store_true",
                     help="linear code, BCE on logits, PyTorch init and Adam (instead of the tutorial's "
                          "tanh code, MSE, Keras init and Adam)")
+SURVEY = {"transposed": "conv-ae-transposed", "unpool": "conv-ae-unpool", "upsample": "conv-ae-upsample"}
+parser.add_argument("--decoder", choices=["dense", *SURVEY], default="dense",
+                    help="dense: the tutorial's model (dense bottleneck, upsample + conv); transposed, unpool, "
+                         "upsample: the OpenGenus survey's fully convolutional variants (8×7×7 code)")
 
 
 def main(args):
+    survey = args.decoder != "dense"
+    if survey and (args.earlier_variant or explicit("--latent-dim")):
+        parser.error(f"--decoder {args.decoder} has a fixed 8×7×7 code and its own settings; leave out "
+                     "--latent-dim and --earlier-variant")
     setup_backend(args)
 
     x_train, y_train, x_test, y_test = load_images(args)
     x_train, x_test = x_train.reshape(-1, 1, 28, 28), x_test.reshape(-1, 1, 28, 28)   # NCHW
 
-    if args.earlier_variant:
+    if survey:
+        model = models.build(SURVEY[args.decoder], seed=args.seed)
+        optimizer, loss = Adam(model.parameters(), lr=args.lr), "MSE"
+    elif args.earlier_variant:
         model = models.build("conv-ae", latent=args.latent_dim, code_activation=None, loss="bce",
                              seed=args.seed)
         optimizer, loss = Adam(model.parameters(), lr=args.lr), "BCE"
     else:
         model = models.build("conv-ae", latent=args.latent_dim, init="keras", seed=args.seed)
         optimizer, loss = KerasAdam(model.parameters(), lr=args.lr), "MSE"
-    print(f"model: conv-ae with a {args.latent_dim}-D {'linear' if args.earlier_variant else 'tanh'} code, "
+    name = SURVEY[args.decoder] if survey else "conv-ae"
+    code = "an 8×7×7" if survey else f"a {args.latent_dim}-D {'linear' if args.earlier_variant else 'tanh'}"
+    print(f"model: {name} with {code} code, "
           f"{n_params(model)} parameters, {type(optimizer).__name__}; loss = {loss} averaged over pixels",
           flush=True)
 
@@ -79,15 +103,17 @@ def main(args):
                              title=f"top row: test digits; below: after epoch {', '.join(map(str, epochs))}")
 
     model.eval()
-    first_conv = model.encoder[0].weight.data            # (4, 1, 5, 5)
-    plot.save_filters(first_conv, args.out / "filters.png", nrow=len(first_conv), scale=24,
-                      title="first-layer 5×5 filters (red +, blue −)")
-    codes = run(model.encode, x_test, CHUNK)
+    first_conv = model.encoder[0].weight.data            # (4, 1, 5, 5); survey: (16, 1, 3, 3)
+    k = first_conv.shape[-1]
+    plot.save_filters(first_conv, args.out / "filters.png", nrow=min(len(first_conv), 8), scale=24 if k == 5 else 32,
+                      title=f"first-layer {k}×{k} filters (red +, blue −)")
+    codes = run(model.encode, x_test, CHUNK).reshape(len(x_test), -1)
     plot.save_latent_scatter(codes, y_test, args.out / "latent_scatter.png",
-                             title=f"test digits' {args.latent_dim}-D codes")
-    tutorial_figures(model, x_train, y_train, args.out, name="conv-ae", seed=args.seed, chunk=CHUNK)
+                             title=f"test digits' {codes.shape[1]}-D codes")
+    if not survey:
+        tutorial_figures(model, x_train, y_train, args.out, name="conv-ae", seed=args.seed, chunk=CHUNK)
     if len(history):
-        save_loss_curves(history.records, args.out / "loss_curves.png", title=f"conv AE: {loss} per pixel")
+        save_loss_curves(history.records, args.out / "loss_curves.png", title=f"{name}: {loss} per pixel")
         print(f"final test loss {history.last()['test_loss']:.4f} ({loss} per pixel)", flush=True)
     done(args)
 

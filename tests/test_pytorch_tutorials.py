@@ -3,6 +3,7 @@ checkerboard measurement; short real runs of the examples that write their figur
 import importlib.util
 import json
 import os
+import re
 import pathlib
 import subprocess
 import sys
@@ -134,3 +135,27 @@ def test_checkerboard_script(tmp_path):
     assert h == 3 * (3 * 28 + 4 * 2) + t and w > 3 * (10 * 28 + 11 * 2)
     assert png_shape(out / "spectra.png")[:2] == (8 * (28 + 4) + t, 8 * (3 * 28 + 4 * 2))
     assert "excess" in proc.stdout
+
+
+@pytest.mark.parametrize("decoder", ["unpool"])   # transposed and upsample: test_checkerboard_script
+def test_conv_ae_mnist_decoders(tmp_path, decoder):
+    proc, out = run_example("conv_ae_mnist", tmp_path, "--decoder", decoder, "--batch-size", "50", limit=150)
+    assert f"model: conv-ae-{decoder} with an 8×7×7 code, 2,633 parameters, Adam; loss = MSE" in proc.stdout
+    t = title_height(100)
+    for name in ("reconstruction_1.png", "reconstructions.png", "filters.png", "latent_scatter.png"):
+        assert len(png_shape(out / name)) == 3
+    assert png_shape(out / "reconstructions.png")[:2] == (2 * (2 * 28 + 3 * 2) + t, 2 * (8 * 28 + 9 * 2))
+    assert not (out / "generated.png").exists()     # no decoding of codes from elsewhere
+
+
+def test_survey_linear_ae_is_784_32_mse_batch_20(tmp_path):
+    proc, out = run_example("ae_mnist", tmp_path, "--arch", "survey-784-32", limit=100)
+    assert "model: ae-784-32 with a 32-D code, 50,992 parameters, pytorch init, Adam; loss = MSE" in proc.stdout
+    from tinyae.checkpoint import load_checkpoint
+    ckpt = load_checkpoint(out / "checkpoint.npz")
+    assert ckpt.settings["batch_size"] == 20
+    model = ckpt.model
+    assert model.builder == ("ae-784-32", {"seed": 0, "latent": 32, "loss": "mse", "init": "pytorch"})
+    assert type(model.recon_loss).__name__ == "MSELoss" and type(model.decoder[-1]).__name__ == "Sigmoid"
+    assert [p.shape for p in model.parameters()] == [(32, 784), (32,), (784, 32), (784,)]
+    assert re.search(r"final test loss 0\.\d+ \(MSE per pixel\)", proc.stdout)
