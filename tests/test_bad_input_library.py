@@ -167,7 +167,8 @@ CASES = [
     ("corruption-mask-one", lambda: small_ae(corruption=["mask", 1.0]),
      ValueError, r"corruption \('mask', p\): p \(the masked fraction\) must be in \[0, 1\), got 1"),
     ("corruption-not-a-pair", lambda: small_ae(corruption=0.1),
-     TypeError, r"corruption must be None, \('gaussian', std >= 0\) or \('mask', p in \[0, 1\)\), got 0\.1"),
+     TypeError, r"corruption must be None, \('gaussian', std >= 0\), \('mask', p in \[0, 1\)\) or "
+     r"\('dropout', p in \[0, 1\)\), got 0\.1"),
     ("corruption-extra-value", lambda: small_ae(corruption=["gaussian", 0.1, 0.2]),
      ValueError, r"corruption must be None, \('gaussian'.*got \['gaussian', 0\.1, 0\.2\]"),
     ("vae-beta-nan", lambda: small_vae(beta=NAN), ValueError, r"VAE: beta \(the KL weight\) must be finite and >= 0, got nan"),

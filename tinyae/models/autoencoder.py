@@ -119,19 +119,19 @@ def _check_loss_object(where, loss, label="loss"):
 
 
 def _parse_corruption(corruption):
-    """None, ("gaussian", std) or ("mask", p) → a normalised tuple (lists from JSON allowed)."""
+    """None, ("gaussian", std), ("mask", p) or ("dropout", p) → a normalised tuple (lists from JSON allowed)."""
     if corruption is None:
         return None
-    expected = "None, ('gaussian', std >= 0) or ('mask', p in [0, 1))"
+    expected = "None, ('gaussian', std >= 0), ('mask', p in [0, 1)) or ('dropout', p in [0, 1))"
     if isinstance(corruption, (str, bytes)) or not isinstance(corruption, (tuple, list)):
         raise TypeError(f"corruption must be {expected}, got {corruption!r}")
     kind, *args = corruption
-    if kind not in ("gaussian", "mask") or len(args) != 1:
+    if kind not in ("gaussian", "mask", "dropout") or len(args) != 1:
         raise ValueError(f"corruption must be {expected}, got {corruption!r}")
     if kind == "gaussian":
         return ("gaussian", real(args[0], "std", "corruption ('gaussian', std)", low=0.0))
-    return ("mask", real(args[0], "p (the masked fraction)", "corruption ('mask', p)", 0.0, 1.0,
-                         high_open=True))
+    return (kind, real(args[0], "p (the masked fraction)", f"corruption ({kind!r}, p)", 0.0, 1.0,
+                       high_open=True))
 
 
 class AutoEncoder(Model):
@@ -143,7 +143,10 @@ class AutoEncoder(Model):
                 ``forward``/``decode`` return σ(z); the loss uses z directly (exact for grey
                 pixels, never log 0).
     corruption: None, ("gaussian", σ) — x̃ = x + σ ε — or ("mask", p) — x̃ = x ⊙ m with
-                m ~ Bernoulli(1 − p) (masking noise, no rescaling) — the denoising AE.
+                m ~ Bernoulli(1 − p) (masking noise, no rescaling) — the denoising AE —
+                or ("dropout", p) — x̃ = x ⊙ m / (1 − p), the kept pixels scaled up as
+                ``nn.Dropout(p)(torch.ones(...))`` masks them (the NYU notebook: p = 0.5,
+                masks in {0, 2}).
                 Applied in training mode only; the loss always compares with the clean x.
     penalty:    an optional penalty on the code h with ``penalty(h)`` → value and
                 ``penalty.backward()`` → dP/dh (the sparse AE:
@@ -193,7 +196,8 @@ class AutoEncoder(Model):
 
     # -- denoising --------------------------------------------------------------------
     def corrupt(self, x, noise=None):
-        r"""x̃: x + σ·ε ("gaussian"; ``noise`` = ε) or x ⊙ m ("mask"; ``noise`` = m ∈ {0, 1}).
+        r"""x̃: x + σ·ε ("gaussian"; ``noise`` = ε), x ⊙ m ("mask"; ``noise`` = m ∈ {0, 1}) or
+        x ⊙ m / (1 − p) ("dropout"; ``noise`` = m ∈ {0, 1}, the same 0/1 mask, scaled here).
 
         ``noise`` fixes the randomness (gradient checks); otherwise it is drawn from ``self.rng``.
         Returns x unchanged without corruption or in eval mode.
@@ -209,6 +213,8 @@ class AutoEncoder(Model):
             noise = _as_device(noise, x)
         if kind == "gaussian":
             return x + noise * x.dtype.type(amount)
+        if kind == "dropout":
+            return x * (noise * x.dtype.type(1.0 / (1.0 - amount)))
         return x * noise
 
     # -- training interface -----------------------------------------------------------
