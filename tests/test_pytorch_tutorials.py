@@ -159,3 +159,15 @@ def test_survey_linear_ae_is_784_32_mse_batch_20(tmp_path):
     assert type(model.recon_loss).__name__ == "MSELoss" and type(model.decoder[-1]).__name__ == "Sigmoid"
     assert [p.shape for p in model.parameters()] == [(32, 784), (32,), (784, 32), (784,)]
     assert re.search(r"final test loss 0\.\d+ \(MSE per pixel\)", proc.stdout)
+
+
+def test_dropout_corruption_is_the_notebooks_scaled_mask():
+    """('dropout', 0.5): x ⊙ m / (1 − p), i.e. nn.Dropout(0.5) applied to ones gives masks in {0, 2}."""
+    model = build("mlp-ae", sizes=[12, 5], code_activation="tanh", output="tanh", loss="mse",
+                  corruption=["dropout", 0.5], seed=1)
+    x = np.random.default_rng(0).uniform(-0.9, 0.9, (6, 12))
+    keep = (np.random.default_rng(3).random(x.shape) >= 0.5).astype(np.float64)
+    model.double()
+    np.testing.assert_allclose(model.corrupt(x, keep), x * keep * 2.0)
+    assert set(np.unique(model.corrupt(np.ones((50, 12)))).tolist()) == {0.0, 2.0}
+    assert model_gradcheck(model, x, check_input=False, noise=keep) <= 1e-6
