@@ -11,10 +11,13 @@ figures, IDX files and downloads.
 """
 from __future__ import annotations
 
+import io
 import os
 import re
 import tempfile
 import time
+
+import numpy
 
 __all__ = ["user_file_mode", "temp_beside", "finish", "atomic_write", "remove_orphans"]
 
@@ -83,6 +86,18 @@ def atomic_write(path, write, binary: bool = True) -> str:
         discard(tmp)
         raise
     return path
+
+
+def savez(f, **arrays) -> None:
+    """``numpy.savez`` into the open file ``f``, built in memory first and written in one call.
+
+    A failed write (a full disk) then fails in ``f.write`` with nothing half-open: NumPy 1.x's
+    savez leaves its zip writer to the garbage collector, which later tries to finish it on
+    the already closed temporary file and prints a traceback.
+    """
+    buffer = io.BytesIO()
+    numpy.savez(buffer, **arrays)
+    f.write(buffer.getbuffer())
 
 
 def remove_orphans(path, older_than: float = 0.0) -> list[str]:

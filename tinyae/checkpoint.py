@@ -107,7 +107,7 @@ def save_checkpoint(path, model, optimizer=None, epoch: int = 0, history=None, s
         for k, v in optimizer.state_dict().items():
             arrays[f"optim.{k}"] = numpy.asarray(v)
     path = os.fspath(path)
-    return _files.atomic_write(path, lambda f: numpy.savez(f, **arrays))
+    return _files.atomic_write(path, lambda f: _files.savez(f, **arrays))
 
 
 def remove_orphans(path) -> list:

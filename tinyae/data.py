@@ -535,7 +535,7 @@ def _embedded_all():
                         f"digit; found a table of shape {table.shape}")
     images = table[:, :-1].astype(np.uint8).reshape(5000, 28, 28)
     try:
-        _atomic_write(npz, lambda f: np.savez(f, images=images, labels=labels, source_size=stamp))
+        _atomic_write(npz, lambda f: _files.savez(f, images=images, labels=labels, source_size=stamp))
     except OSError:     # read-only cache: just parse again next time
         pass
     return images, labels

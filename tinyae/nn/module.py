@@ -322,6 +322,10 @@ def _converted(where, name, value, p):
         raise TypeError(f"{where}: parameter {name!r} holds complex values (dtype {value.dtype}); "
                         f"expected real numbers for a {p.dtype} parameter")
     if kind not in "biuf":
+        if kind == "O":  # NumPy 1.x makes a ragged nested list an object array instead of raising
+            raise TypeError(f"{where}: parameter {name!r} holds object values, not numbers (a ragged "
+                            f"nested list?); expected an array of shape {tuple(p.shape)} convertible "
+                            f"to {p.dtype}")
         raise TypeError(f"{where}: parameter {name!r} holds {value.dtype} values, not numbers; "
                         f"expected a real array of shape {tuple(p.shape)} convertible to {p.dtype}")
     shape = tuple(value.shape)
