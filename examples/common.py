@@ -54,44 +54,26 @@ def _number(text, kind):
     return value
 
 
-def positive_int(text):
-    """A whole number >= 1."""
-    value = _number(text, int)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {value}")
-    return value
+def _flag_type(name, kind, ok, wants, doc):
+    """An argparse type: a number of ``kind`` for which ``ok(value)`` holds."""
+    def parse(text):
+        value = _number(text, kind)
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {wants}, got {value if kind is int else text}")
+        return value
+    parse.__name__, parse.__doc__ = name, doc
+    return parse
 
 
-def nonneg_int(text):
-    """A whole number >= 0 (seeds)."""
-    value = _number(text, int)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {value}")
-    return value
-
-
-def positive_float(text):
-    """A finite number > 0 (learning rates)."""
-    value = _number(text, float)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
-    return value
-
-
-def nonneg_float(text):
-    """A finite number >= 0 (weights of penalties, noise levels)."""
-    value = _number(text, float)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
-    return value
-
-
-def open_unit(text):
-    """A number strictly between 0 and 1 (a target activity ρ)."""
-    value = _number(text, float)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be a number strictly between 0 and 1, got {text}")
-    return value
+positive_int = _flag_type("positive_int", int, lambda v: v >= 1, "a whole number >= 1", "A whole number >= 1.")
+nonneg_int = _flag_type("nonneg_int", int, lambda v: v >= 0, "a whole number >= 0",
+                        "A whole number >= 0 (seeds).")
+positive_float = _flag_type("positive_float", float, lambda v: v > 0, "a number > 0",
+                            "A finite number > 0 (learning rates).")
+nonneg_float = _flag_type("nonneg_float", float, lambda v: v >= 0, "a number >= 0",
+                          "A finite number >= 0 (weights of penalties, noise levels).")
+open_unit = _flag_type("open_unit", float, lambda v: 0 < v < 1, "a number strictly between 0 and 1",
+                       "A number strictly between 0 and 1 (a target activity ρ).")
 
 
 class _Parser(argparse.ArgumentParser):

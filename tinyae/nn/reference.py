@@ -14,6 +14,10 @@ Every function here follows the definition literally:
 and the backward passes are the same loops with the chain rule applied term by term: an
 output pixel that read ``xpad[window]`` sends ``dy · (what it multiplied it by)`` back there.
 
+Host NumPy only, on purpose (hence the bare ``np`` calls): the layers never run this file;
+it is the definition the tests hold the NumPy and CuPy levels to (pass it host arrays,
+``tinyae.backend.to_numpy(x)``).
+
 Shapes: x (N, C, H, W), w (F, C, KH, KW) for a convolution and (C, F, KH, KW) for a
 transposed one, pads = (PT, PB, PL, PR), stride = (SH, SW), padding = (PH, PW) symmetric.
 """
