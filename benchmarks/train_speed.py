@@ -448,6 +448,9 @@ def peak_memory_tinyae(make_step, batch, gpu: bool):
         step(batch)
         backend.synchronize()
         return pool.total_bytes() - base
+    warm = make_step()   # a throwaway model's step first: one-time costs (Numba's compiled Adam
+    warm(batch)          # loop and its dispatcher, lazy imports) are not the model's memory
+    del warm
     tracemalloc.start()
     try:
         step = make_step()
@@ -806,12 +809,14 @@ def select_backend(name: str) -> bool:
 # ---------------------------------------------------------------------------
 # the run
 # ---------------------------------------------------------------------------
-def _memory_child(key, seed, impl, threads, backend_name):
+def _memory_child(key, seed, impl, threads, backend_name, batch=None):
     """Peak bytes of a fresh model's second step, measured in a process of its own."""
     warnings.filterwarnings("ignore", message="Using padding='same' with even kernel")
     gpu = select_backend(backend_name)
     limit_threads(threads)
     bench = BENCH_BY_KEY[key]
+    if batch is not None:
+        bench = Bench(bench.key, bench.title, bench.builder, batch, bench.input)
     images, _ = load_images(bench.batch, seed)
     x = make_batches(images, bench, 1)[0]
     if impl == "tinyae":
@@ -821,11 +826,24 @@ def _memory_child(key, seed, impl, threads, backend_name):
                              torch.from_numpy(x).to(dev), gpu)
 
 
-def peak_memory(bench, args, impl, gpu):
+def peak_memory(bench, args, impl, gpu, batch=None):
     if args.quick:       # the smoke test: in this process (a spawn costs seconds)
-        return _memory_child(bench.key, args.seed, impl, args.threads, args.backend)
+        return _memory_child(bench.key, args.seed, impl, args.threads, args.backend, batch)
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(_memory_child, (bench.key, args.seed, impl, args.threads, args.backend))
+        return pool.apply(_memory_child, (bench.key, args.seed, impl, args.threads, args.backend, batch))
+
+
+def memory_by_batch(key, batches, args, gpu):
+    """Peak MiB of tinyae and PyTorch for model ``key`` at each batch size (own processes)."""
+    bench, rows = BENCH_BY_KEY[key], []
+    impls = ["tinyae"] + (["torch"] if torch is not None and "torch" in args.impls else [])
+    for b in batches:
+        rows.append({"batch": b, **{i: peak_memory(bench, args, i, gpu, b) / 2**20 for i in impls}})
+    lines = [f"Peak memory of the {bench.title} by batch size (fresh model, second step, each in "
+             "a process of its own):", "", "| batch | " + " | ".join(f"{i} MiB" for i in impls) + " |",
+             "|---" * (len(impls) + 1) + "|"]
+    lines += ["| " + " | ".join([str(r["batch"])] + [f"{r[i]:.1f}" for i in impls]) + " |" for r in rows]
+    return rows, "\n".join(lines)
 
 
 def make_runners(bench, args, gpu, notes):
@@ -1004,6 +1022,9 @@ def parse_args(argv=None):
     p.add_argument("--profile", action="store_true",
                    help="also cProfile tinyae's steps (trained regime) and print where the time goes")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes")
+    p.add_argument("--memory-batches", default="200,1000",
+                   help="batch sizes at which the conv AE's peak memory is also measured, tinyae vs "
+                        "PyTorch, each in its own process (comma-separated; '' for none; default 200,1000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="PATH", help="also write every figure to this JSON file")
     p.add_argument("--markdown", metavar="PATH", help="also write the machine and the tables as Markdown")
@@ -1023,6 +1044,15 @@ def parse_args(argv=None):
         if unknown:
             p.error(f"unknown implementation(s) {', '.join(unknown)}; choose from {', '.join(IMPLS)}")
         args.impls = ["tinyae"] + [m for m in IMPLS if m in wanted and m != "tinyae"]
+    try:
+        args.memory_batches = [int(b) for b in args.memory_batches.split(",") if b.strip()]
+    except ValueError:
+        p.error(f"--memory-batches: expected comma-separated batch sizes such as 200,1000, got "
+                f"{args.memory_batches!r}")
+    if any(b < 1 for b in args.memory_batches):
+        p.error("--memory-batches: batch sizes must be at least 1")
+    if args.quick:
+        args.memory_batches = []
     args.repeat = args.repeat or (3 if args.quick else 9)
     args.warmup = args.warmup or (2 if args.quick else 10)
     args.round_time = args.round_time or (0.02 if args.quick else 0.3)
@@ -1077,6 +1107,10 @@ def main(argv=None) -> int:
                     if impl in IMPLS:
                         v["peak_share"] = v["gflops"] / peak["peak"]
         md = [table(results), "", detail_table(results)]
+        memory_rows = None
+        if args.memory_batches and not args.no_memory and "conv-ae-200" in args.models:
+            memory_rows, memory_md = memory_by_batch("conv-ae-200", args.memory_batches, args, gpu)
+            md += ["", memory_md]
         if args.profile:
             md += ["", "cProfile of tinyae's steps, trained regime (share of profiled time):", "",
                    profile_table(results)]
@@ -1087,7 +1121,8 @@ def main(argv=None) -> int:
                    "settings": {k: getattr(args, k) for k in ("backend", "impls", "repeat", "steps", "round_time",
                                                               "warmup", "train_steps", "settle", "isolate",
                                                               "batches", "threads", "quick", "seed")},
-                   "notes": notes, "gemm_peak_gflops": peak, "results": results}
+                   "notes": notes, "gemm_peak_gflops": peak, "results": results,
+                   "conv_ae_memory_by_batch": memory_rows}
             Path(args.json).write_text(json.dumps(out, indent=2))
             print(f"\nwrote {args.json}")
         if args.markdown:

@@ -55,6 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _files, backend
+from .nn.module import mark_as_data
 
 __all__ = [
     "DataError", "DownloadError", "MIRRORS", "read_idx", "write_idx",
@@ -774,7 +775,8 @@ class DataLoader:
     batch goes through ``transform(xb, rng)`` if given (rng: a Generator seeded
     from (seed, e)), then, with ``to_device``, one ``backend.asarray`` call puts
     it on the active backend in the default dtype.  ``yb`` stays a NumPy int
-    array (None without ``y``).
+    array (None without ``y``).  Every ``xb`` is marked as data
+    (:func:`tinyae.nn.mark_as_data`): a ``Sequential`` called on it skips dL/dx of it.
     """
 
     def __init__(self, x, y=None, batch_size=64, shuffle=True, seed=0, drop_last=False,
@@ -813,4 +815,4 @@ class DataLoader:
                 xb = self.transform(xb, rng)
             if self.to_device:
                 xb = backend.asarray(xb, dtype=backend.default_dtype())
-            yield xb, yb
+            yield mark_as_data(xb), yb      # data: a Sequential computes no dL/dx of it

@@ -4,7 +4,7 @@ Convolution and pooling come in three levels, read in this order: ``tinyae.nn.re
 (plain loops, the definition), ``tinyae.nn.im2col`` (the same as matrix products,
 ``y = W · im2col(x)``), and the private ``tinyae.nn._conv_engine`` that the layers run.
 """
-from .module import Module, Parameter, Sequential
+from .module import Module, Parameter, Sequential, is_data, mark_as_data
 from .linear import Linear
 from .activation import Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from .shape import Flatten, Reshape

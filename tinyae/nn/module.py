@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import weakref
 from collections import OrderedDict
 
 import numpy
@@ -50,9 +51,11 @@ class Module:
 
     ``needs_input_grad``: whether the caller wants dL/dx back from ``backward``.  True for
     every layer; a model sets it False on the first layers of its encoder, whose input is
-    data (see :meth:`set_needs_input_grad`).  A layer with parameters then skips the input
-    gradient (for the 784-250-16-320-784 autoencoder that is 14 % of a step's FLOPs) and its
-    ``backward`` returns None.  Layers without parameters may ignore the flag.
+    data (see :meth:`set_needs_input_grad`), and so does a :class:`Sequential` called on a
+    batch marked as data (:func:`mark_as_data`; every DataLoader batch is).  A layer with
+    parameters then skips the input gradient (for the 784-250-16-320-784 autoencoder that is
+    14 % of a step's FLOPs) and its ``backward`` returns None.  Layers without parameters may
+    ignore the flag.
     """
 
     needs_input_grad = True
@@ -246,10 +249,22 @@ class Module:
 
 
 class Sequential(Module):
-    """Modules applied in order; backward runs them in reverse.  Children are named "0", "1", …"""
+    """Modules applied in order; backward runs them in reverse.  Children are named "0", "1", …
+
+    **dL/dx of data is not computed.**  Called on a batch marked as data (every batch a
+    :class:`tinyae.data.DataLoader` yields is; :func:`mark_as_data` marks your own), the
+    Sequential tells its leading layers, up to the first one with parameters, that nobody
+    needs the gradient of their input: that layer adds into its ``.grad`` as always but
+    skips ``dx = dy · W`` and ``backward`` returns None.  This is PyTorch's
+    ``requires_grad=False`` on a data tensor, decided here by where ``x`` came from.  On any
+    other array (a layer's output, ``mu + eps * std``, noise added to a batch) the whole
+    chain runs and ``backward`` returns dL/dx.  :meth:`set_needs_input_grad` overrides the
+    rule in either direction, for good (gradient checks ask for True).
+    """
 
     def __init__(self, *modules):
         super().__init__()
+        object.__setattr__(self, "_input_grad_set", None)   # None: decided per call (see above)
         for i, m in enumerate(modules):
             if not isinstance(m, Module):
                 raise TypeError(f"Sequential: item {i} is {type(m).__name__}, not a Module")
@@ -275,6 +290,10 @@ class Sequential(Module):
         return iter(self._modules.values())
 
     def forward(self, x):
+        if self._input_grad_set is None:            # nobody said: data gets no dL/dx
+            wanted = not is_data(x)
+            if wanted is not self.needs_input_grad:
+                self._pass_on_input_grad(wanted)
         for m in self._modules.values():
             x = m(x)
         return x
@@ -287,14 +306,50 @@ class Sequential(Module):
         return dy
 
     def set_needs_input_grad(self, flag: bool = True):
-        """Pass the flag on to the leading children, up to the first one with parameters:
-        every child after that one must return its input gradient, which that one needs."""
-        super().set_needs_input_grad(flag)
+        """Say for good whether ``backward`` returns dL/dx, whatever the input (the default
+        decides per call: see the class docstring).  Passed on to the leading children, up to
+        the first one with parameters: every child after that one must return its input
+        gradient, which that one needs."""
+        object.__setattr__(self, "_input_grad_set", bool(flag))
+        return self._pass_on_input_grad(flag)
+
+    def _pass_on_input_grad(self, flag):
+        Module.set_needs_input_grad(self, flag)
         for m in self._modules.values():
-            m.set_needs_input_grad(flag)
+            if isinstance(m, Sequential) and m._input_grad_set is None:
+                m._pass_on_input_grad(flag)         # a nested Sequential keeps deciding per call
+            else:
+                m.set_needs_input_grad(flag)
             if next(m.named_parameters(), None) is not None:
                 break
         return self
+
+
+# Arrays marked as data: id -> a weak reference, so that a mark never keeps a batch alive and
+# dies with it (a later array that reuses the id is not marked).
+_data_marks = {}
+
+
+def mark_as_data(x):
+    """Mark array ``x`` as data (a batch of inputs, not learned): a :class:`Sequential` called
+    on it, or on a reshaped view of it, computes no dL/dx (see Sequential).  Returns ``x``.
+    DataLoader marks every batch it yields; call this for batches from your own loader."""
+    key = id(x)
+    try:
+        ref = weakref.ref(x, lambda dead, key=key: _data_marks.get(key) is dead and _data_marks.pop(key))
+    except TypeError:   # an array type without weak references: left unmarked (dL/dx is computed)
+        return x
+    _data_marks[key] = ref
+    return x
+
+
+def is_data(x) -> bool:
+    """Whether ``x`` (or the array it is a view of) was marked with :func:`mark_as_data`."""
+    for a in (x, getattr(x, "base", None)):
+        ref = _data_marks.get(id(a)) if a is not None else None
+        if ref is not None and ref() is a:
+            return True
+    return False
 
 
 def _bad_dy(layer, dy, shape, dtype):
