@@ -18,16 +18,7 @@ import os
 import pathlib
 import sys
 
-# One BLAS thread unless you say otherwise (OPENBLAS_NUM_THREADS / OMP_NUM_THREADS): these
-# models multiply small matrices, where a second thread costs more in hand-offs than it
-# saves, and far more when the cores are busy (measured on 2 shared cores, one thread vs
-# two: the VAE's epoch on the 4,000 embedded digits 0.1 s vs 0.6-13 s, the conv AE's 6 s
-# vs 34 s).
-# Set before NumPy is imported, so import this module first.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing, too
@@ -36,6 +27,14 @@ from tinyae import backend, data, distributed  # noqa: E402
 from tinyae import plot  # noqa: E402
 from tinyae.checkpoint import CheckpointError, inspect_checkpoint  # noqa: E402
 from tinyae.train import TrainingError, TrainingInterrupted  # noqa: E402
+
+# One CPU thread unless you say otherwise (--threads, or OPENBLAS_NUM_THREADS / OMP_NUM_THREADS /
+# MKL_NUM_THREADS): these models multiply small matrices, where a second thread costs more in
+# hand-offs than it saves, and far more when the cores are busy (measured on 2 shared cores, one
+# thread vs two: the VAE's epoch on the 4,000 embedded digits 0.1 s vs 0.6-13 s, the conv AE's
+# 6 s vs 34 s).  setup_backend sets it with an explicit call, so the order of imports does not
+# matter (see tinyae.backend.set_num_threads for why that works after NumPy is loaded).
+THREADS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class UsageError(Exception):
@@ -117,6 +116,9 @@ def make_parser(name: str, description: str, *, epochs: int | None, batch_size: 
                    help="continue from the checkpoint in --out (flags left out take the checkpoint's "
                         "values; a changed --lr or --batch-size applies from the next epoch, logged)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="CPU threads for BLAS and the optimizer (default: $OPENBLAS_NUM_THREADS, "
+                        "$OMP_NUM_THREADS or $MKL_NUM_THREADS if set, else 1)")
     p.add_argument("--distributed", action="store_true",
                    help="train as one of N MPI processes (mpiexec -n N ...; on by itself under mpiexec with "
                         "N > 1); --batch-size is then the global batch. Needs pip install -e '.[mpi]'")
@@ -128,6 +130,7 @@ def setup_backend(args, resume_flags=None) -> None:
     --resume'd checkpoint for the flags left out, switch to the requested backend and say
     where we run.  ``resume_flags``: {flag attribute: builder argument} of model settings
     that a resumed run takes from the checkpoint too (e.g. {"beta": "beta"})."""
+    set_threads(getattr(args, "threads", None))
     prepare_out(args)
     if args.resume:
         resume_settings(args, resume_flags or {})
@@ -143,6 +146,16 @@ def setup_backend(args, resume_flags=None) -> None:
         if not args.world.is_root:
             _quiet_rank(args)
     print(backend.describe_device(), flush=True)
+
+
+def set_threads(n=None) -> int:
+    """Limit the CPU threads (BLAS and the optimizer engine) to ``n`` now, NumPy already loaded;
+    ``n`` None: the first of $OPENBLAS_NUM_THREADS / $OMP_NUM_THREADS / $MKL_NUM_THREADS that
+    is a whole number >= 1, else 1 (see THREADS_ENV above for why one)."""
+    if n is None:
+        n = next((int(v) for v in (os.environ.get(k, "").strip() for k in THREADS_ENV)
+                  if v.isdigit() and int(v) >= 1), 1)
+    return backend.set_num_threads(n)
 
 
 def _quiet_rank(args) -> None:

@@ -6,9 +6,11 @@
 * ``conv_configs``, ``conv_transpose_configs``, ``pool_configs``: valid (batch, channels,
   size, kernel, stride, padding) combinations of the convolution and pooling layers, drawn
   small enough for the plain-loop references.
+* ``auc_by_pairs``: the ROC AUC by brute force (tests/test_metrics.py, tests/test_plot.py).
 """
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -77,3 +79,11 @@ def pool_configs(draw, max_hw=9):
 def shape_of(cfg):
     """The NCHW input shape of a conv or pool configuration."""
     return cfg["n"], cfg["c"], cfg["h"], cfg["w"]
+
+
+def auc_by_pairs(scores, labels):
+    """Brute force: the share of (positive, negative) pairs ordered right, ties counting ½."""
+    pos = [s for s, y in zip(scores, labels) if y]
+    neg = [s for s, y in zip(scores, labels) if not y]
+    wins = sum(1.0 if p > q else 0.5 if p == q else 0.0 for p, q in itertools.product(pos, neg))
+    return wins / (len(pos) * len(neg))

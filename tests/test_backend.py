@@ -112,3 +112,28 @@ def test_describe_device_and_synchronize_on_numpy():
     line = backend.describe_device()
     assert line.startswith("backend numpy") and np.__version__ in line and "CPU" in line
     assert backend.synchronize() is None
+
+
+def test_set_num_threads_limits_the_loaded_blas_and_the_optimizer_engine(monkeypatch):
+    """NumPy (and its BLAS) is loaded long before this test: the limit still applies."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import os
+
+    from tinyae import optim_engine
+    for var in backend._BLAS_ENV:
+        monkeypatch.setenv(var, "7")                       # put back after the test
+    monkeypatch.setitem(optim_engine._state, "threads", None)
+    with threadpoolctl.threadpool_limits(limits=None):     # the pools' sizes put back on exit
+        threadpoolctl.threadpool_limits(limits=2)          # a pool of 2 (where 2 CPUs exist) ...
+        assert backend.set_num_threads(1) == 1             # ... cut to 1 at run time
+        blas = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+        assert blas, "NumPy's BLAS was not found"
+        assert [p["num_threads"] for p in blas] == [1] * len(blas)
+        assert optim_engine._threads() == 1
+        assert [os.environ[v] for v in backend._BLAS_ENV] == ["1"] * len(backend._BLAS_ENV)
+
+
+@pytest.mark.parametrize("n", [0, -1, 1.5, True, "2"])
+def test_set_num_threads_refuses_what_is_not_a_whole_number_of_threads(n):
+    with pytest.raises(ValueError, match=r"set_num_threads: need a whole number of threads >= 1"):
+        backend.set_num_threads(n)

@@ -90,6 +90,24 @@ def check_run(proc, out, figures, checkpoints=("checkpoint.npz",), epochs=1):
         assert state.model.parameters()
 
 
+def test_threads_come_from_the_flag_else_the_environment_else_one(monkeypatch):
+    """examples/common.set_threads: an explicit call (setup_backend's first), whatever was imported before."""
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    import common
+    asked = []
+    monkeypatch.setattr(common.backend, "set_num_threads", lambda n: asked.append(n) or n)
+    for var in common.THREADS_ENV:
+        monkeypatch.delenv(var, raising=False)
+    assert common.set_threads(None) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "many")      # not a number: passed over
+    assert common.set_threads(None) == 3
+    assert common.set_threads(2) == 2
+    assert asked == [1, 3, 2]
+    args = common.make_parser("x", "", epochs=1, batch_size=1).parse_args(["--threads", "4"])
+    assert args.threads == 4
+
+
 # -- the main job, with --resume ------------------------------------------------------------
 def test_vae_mnist_and_resume(tmp_path):
     proc, out = run_example("vae_mnist", tmp_path)

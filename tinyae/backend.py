@@ -30,6 +30,9 @@ __all__ = [
     "describe_device",
     "synchronize",
     "cupy_available",
+    "set_num_threads",
+    "device_noise",
+    "asarray_like",
 ]
 
 INSTALL_HINT = (
@@ -140,6 +143,28 @@ def to_numpy(a):
     return numpy.asarray(a)
 
 
+def asarray_like(a, like):
+    """``a`` (a host or device array) on ``like``'s device with ``like``'s dtype."""
+    xp = get_array_module(like)
+    return xp.asarray(to_numpy(a) if xp is numpy else a, dtype=like.dtype)
+
+
+def device_noise(rng: numpy.random.Generator, kind: str, shape, like, p: float = 0.0):
+    """Noise drawn on the host from ``rng`` and put on ``like``'s device with its dtype.
+
+    kind "normal": ε ~ N(0, 1);  kind "keep": a 0/1 mask, 1 with probability 1 − p.
+    Drawn on the host, so one seed gives the same noise on NumPy and CuPy (the models'
+    corruption, the VAE's ε, the stochastic contractive estimator's ε).
+    """
+    if kind == "normal":
+        host = rng.standard_normal(shape)
+    elif kind == "keep":
+        host = rng.random(shape) >= p
+    else:
+        raise ValueError(f"unknown noise kind {kind!r}")
+    return get_array_module(like).asarray(host, dtype=like.dtype)
+
+
 def to_backend(a, name: str):
     """``a`` moved to backend ``name`` ("numpy" or "cupy")."""
     return asarray(a, backend=name)
@@ -149,6 +174,40 @@ def synchronize():
     """Wait for the GPU to finish queued work (no-op on NumPy). For timing."""
     if _state["name"] == "cupy" and _cupy is not None:
         _cupy.cuda.Device().synchronize()
+
+
+_BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def set_num_threads(n: int) -> int:
+    """Use ``n`` CPU threads from now on: in NumPy's BLAS (and any other BLAS or OpenMP
+    library already loaded, e.g. SciPy's), and in the optimizer engine
+    (:func:`tinyae.optim_engine.set_num_threads`).  Returns ``n``.
+
+    Safe to call after NumPy is imported, at any time: an OpenBLAS or MKL reads its
+    ``*_NUM_THREADS`` variable only once, when the shared library is loaded (that is, when
+    NumPy is imported), so changing the variable later does nothing; but each library also
+    has a run-time setter (``openblas_set_num_threads``, ``MKL_Set_Num_Threads``,
+    ``omp_set_num_threads``) that resizes its pool for every later call.
+    :func:`threadpoolctl.threadpool_limits` finds the libraries loaded in this process and
+    calls those setters.  For a library loaded *after* this call (SciPy's own OpenBLAS on
+    its first import) and for child processes, the variables ``OPENBLAS_NUM_THREADS``,
+    ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS`` are set to ``n`` as well.
+    """
+    import os
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"tinyae.backend.set_num_threads: need a whole number of threads >= 1, got {n!r}")
+    try:
+        import threadpoolctl  # noqa: PLC0415  (installed with scikit-learn; only needed here)
+    except ImportError:
+        raise BackendError("tinyae.backend.set_num_threads needs the threadpoolctl package to limit the "
+                           "BLAS threads of a running process: pip install threadpoolctl") from None
+    for var in _BLAS_ENV:
+        os.environ[var] = str(n)
+    threadpoolctl.threadpool_limits(limits=n)   # applied now; stays until changed (no `with`)
+    from . import optim_engine  # noqa: PLC0415  (optim_engine imports nothing of tinyae)
+    optim_engine.set_num_threads(n)
+    return n
 
 
 def describe_device() -> str:

@@ -26,7 +26,7 @@ top-left), upright: image row 0 is the top of the tile.
 Functions: ``save_image_grid``, ``save_reconstructions``, ``save_samples``,
 ``save_latent_scatter``, ``save_manifold``, ``save_interpolation``,
 ``save_loss_curves``, ``save_filters``, ``save_filter_comparison``,
-``save_histograms``, ``save_roc`` and the metric ``roc_auc``.
+``save_histograms`` and ``save_roc`` (its AUC from :func:`tinyae.metrics.roc_auc`).
 """
 from __future__ import annotations
 
@@ -39,22 +39,25 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib import colors as mcolors
 from matplotlib import image as mimage
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from . import _files
 from .backend import to_numpy
+from .metrics import roc_auc, roc_curve
+# titles and row labels drawn to pixels, and the exact-size figure they and the plots share
+from .pixeltext import new_figure as _new_figure
+from .pixeltext import render_text as _render_text
+from .pixeltext import text_width as _text_width
+from .pixeltext import title_height
+from .pixeltext import with_title as _with_title
 
 __all__ = [
     "save_image_grid", "save_reconstructions", "save_samples", "save_latent_scatter",
     "save_manifold", "save_interpolation", "save_loss_curves", "save_filters",
-    "save_filter_comparison", "save_histograms", "save_roc", "roc_auc", "roc_curve",
-    "title_height",
+    "save_filter_comparison", "save_histograms", "save_roc", "title_height",
 ]
 
 PAD_COLOR = "#808080"      # grid lines between tiles: visible on black and on white tiles
-FONT_SIZE = 10             # points, for titles and row labels
 
 
 # --------------------------------------------------------------------------
@@ -78,17 +81,6 @@ def _atomic_write(path, write):
     return _files.atomic_write(path, write, binary=None)
 
 
-def _new_figure(width_px, height_px, dpi):
-    """A Figure on an Agg canvas whose saved size is exactly width_px × height_px at ``dpi``.
-
-    Agg truncates width·dpi to an int, so a quarter pixel is added against
-    float round-off (``4.84 * 100`` may be ``483.99999``).
-    """
-    fig = Figure(figsize=((width_px + 0.25) / dpi, (height_px + 0.25) / dpi), dpi=dpi)
-    FigureCanvasAgg(fig)
-    return fig
-
-
 def _save_figure(fig, path, dpi):
     try:
         return _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
@@ -106,62 +98,9 @@ def _check_dpi(dpi):
         raise ValueError(f"dpi must be a positive number, got {dpi!r}")
 
 
-# --------------------------------------------------------------------------
-# text rendered to pixels (titles, row labels), so image figures stay pixel-exact
-# --------------------------------------------------------------------------
-
-def title_height(dpi=100):
-    """Height in pixels of the title band above an image grid: ``round(0.3 * dpi)``."""
-    return int(round(0.3 * dpi))
-
-
-def _render_text(width, height, items, dpi, fontsize=FONT_SIZE):
-    """A white (height, width, 4) uint8 image with text drawn on it.
-
-    ``items``: (x, y, text, ha) with x, y in pixels from the top-left corner,
-    text vertically centred on y.  A text wider than the image is shrunk (down
-    to 6 pt) to fit.
-    """
-    fig = _new_figure(width, height, dpi)
-    canvas = fig.canvas
-    renderer = canvas.get_renderer()
-    for x, y, text, ha in items:
-        t = fig.text((x + 0.5) / width, 1 - (y + 0.5) / height, text, ha=ha, va="center",
-                     fontsize=fontsize)
-        size = fontsize
-        while size > 6 and t.get_window_extent(renderer).width > width - 4:
-            size -= 1
-            t.set_fontsize(size)
-    canvas.draw()
-    buf = np.asarray(canvas.buffer_rgba())
-    out = np.full((height, width, 4), 255, dtype=np.uint8)
-    h, w = min(height, buf.shape[0]), min(width, buf.shape[1])
-    out[:h, :w] = buf[:h, :w]
-    fig.clear()
-    return out
-
-
-def _text_width(text, dpi, fontsize=FONT_SIZE):
-    """Width in pixels of ``text`` rendered at ``fontsize`` points."""
-    fig = _new_figure(10, 10, dpi)
-    t = fig.text(0, 0, text, fontsize=fontsize)
-    width = t.get_window_extent(fig.canvas.get_renderer()).width
-    fig.clear()
-    return int(math.ceil(width))
-
-
 def _fmt(v):
     """A tick label with two decimals and no "-0.00"."""
     return f"{round(float(v), 2) + 0.0:.2f}"
-
-
-def _with_title(rgba, title, dpi):
-    """Stack a title band (``title_height(dpi)`` pixels) on top of an image, if a title is given."""
-    if title is None:
-        return rgba
-    band_h, width = title_height(dpi), rgba.shape[1]
-    band = _render_text(width, band_h, [(width / 2, band_h / 2, str(title), "center")], dpi)
-    return np.concatenate([band, rgba], axis=0)
 
 
 # --------------------------------------------------------------------------
@@ -764,67 +703,13 @@ def save_histograms(groups, path, bins=50, title=None, xlabel="value", ylabel="c
 
 
 # --------------------------------------------------------------------------
-# ROC
+# ROC (the numbers come from tinyae.metrics)
 # --------------------------------------------------------------------------
-
-def _scores_labels(scores, labels):
-    s = np.asarray(to_numpy(scores))
-    y = np.asarray(to_numpy(labels))
-    if s.ndim != 1 or y.ndim != 1 or s.shape != y.shape:
-        raise ValueError(f"scores and labels must be 1-D of the same length, got {s.shape} and {y.shape}")
-    if s.dtype.kind not in "fiub":
-        raise ValueError(f"scores must be numeric, got dtype {s.dtype}")
-    s = s.astype(np.float64)
-    if not np.all(np.isfinite(s)):
-        raise ValueError("scores contain NaN or infinite values")
-    if not np.all((y == 0) | (y == 1)):
-        raise ValueError("labels must be booleans or 0/1 (1 = anomaly / positive)")
-    y = y.astype(bool)
-    n_pos = int(y.sum())
-    if n_pos == 0 or n_pos == y.size:
-        raise ValueError(f"labels need both classes: got {n_pos} positives and {y.size - n_pos} negatives")
-    return s, y
-
-
-def roc_auc(scores, labels):
-    """Area under the ROC curve: P(score of a positive > score of a negative), ties counting ½.
-
-    The rank form of the Mann–Whitney U statistic: rank all scores (tied scores
-    share their average rank), R = sum of the positives' ranks, then
-    AUC = (R − P(P+1)/2) / (P·Q) for P positives and Q negatives.  Higher
-    scores mean "more likely positive" (anomalous).
-    """
-    s, y = _scores_labels(scores, labels)
-    order = np.argsort(s, kind="mergesort")
-    sorted_s = s[order]
-    # tie groups in the sorted order: [start, end) ranges of equal scores
-    starts = np.flatnonzero(np.r_[True, sorted_s[1:] != sorted_s[:-1]])
-    ends = np.r_[starts[1:], s.size]
-    avg_rank = (starts + 1 + ends) / 2.0            # mean of ranks start+1 .. end (1-based)
-    ranks = np.empty(s.size)
-    ranks[order] = np.repeat(avg_rank, ends - starts)
-    p = int(y.sum())
-    q = s.size - p
-    return float((ranks[y].sum() - p * (p + 1) / 2.0) / (p * q))
-
-
-def roc_curve(scores, labels):
-    """(fpr, tpr) at every distinct threshold, from (0, 0) to (1, 1); ties move diagonally."""
-    s, y = _scores_labels(scores, labels)
-    order = np.argsort(-s, kind="mergesort")
-    s, y = s[order], y[order]
-    last_of_group = np.r_[s[1:] != s[:-1], True]
-    tp = np.cumsum(y)[last_of_group]
-    fp = np.cumsum(~y)[last_of_group]
-    tpr = np.r_[0.0, tp / y.sum()]
-    fpr = np.r_[0.0, fp / (~y).sum()]
-    return fpr, tpr
-
 
 def save_roc(scores, is_anomaly, path, title=None, *, dpi=100):
     """ROC curve of anomaly ``scores`` (higher = more anomalous) against ``is_anomaly``.
 
-    Returns ``(path, auc)`` with auc = :func:`roc_auc` (shown in the legend).
+    Returns ``(path, auc)`` with auc = :func:`tinyae.metrics.roc_auc` (shown in the legend).
     """
     _check_dpi(dpi)
     auc = roc_auc(scores, is_anomaly)
