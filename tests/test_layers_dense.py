@@ -79,6 +79,13 @@ def _with_indices(shape, k=2):
     return make
 
 
+def _tied(d, m, seed):
+    """TiedLinear over a Linear(d, m): maps m → d with the Linear's weight; one seeded stream
+    for the Linear's weight and bias and then the TiedLinear's bias."""
+    g = np.random.default_rng(seed)
+    return nn.TiedLinear(nn.Linear(d, m, rng=g), rng=g)
+
+
 def _build(cls_name, *args, seed=0, **kwargs):
     """Construct ``tinyae.nn.<cls_name>``, passing ``rng=seed`` where the constructor takes one."""
     cls = getattr(nn, cls_name)
@@ -108,6 +115,8 @@ LAYER_FACTORIES: list[Entry] = [
           bad_shapes=((5, 5), (4,), (5, 4, 1))),
     Entry("Linear(bias=False)", lambda s: nn.Linear(4, 3, bias=False, rng=s), _normal((2, 4)),
           lambda s: (s[0], 3), bad_shapes=((2, 3),)),
+    Entry("TiedLinear", lambda s: _tied(3, 4, s), _normal((5, 4)), lambda s: (s[0], 3),
+          bad_shapes=((5, 3), (4,))),
     Entry("Identity", lambda s: nn.Identity(), _normal((3, 4)), _same),
     Entry("ReLU", lambda s: nn.ReLU(), _kinkless((3, 2, 4)), _same),
     Entry("LeakyReLU", lambda s: nn.LeakyReLU(0.2), _kinkless((4, 5)), _same),
@@ -329,6 +338,38 @@ def test_gradcheck_smooth_activations(cls, n, d, scale, seed):
     rng = np.random.default_rng(seed)
     x = scale * rng.standard_normal((n, d))
     _record(cls.__name__, check_module(cls(), x, seed=seed % 997, mode="full"))
+
+
+# Each activation's own derivatives(a) = (s'(a), s''(a)), which the contractive penalty uses,
+# against central differences of its forward (float64; |a| >= 0.05 keeps the ReLUs' kink at 0
+# farther away than the step h).
+DERIVATIVE_CASES = {"Identity": nn.Identity, "ReLU": nn.ReLU, "LeakyReLU(0.2)": lambda: nn.LeakyReLU(0.2),
+                    "LeakyReLU(1.7)": lambda: nn.LeakyReLU(1.7), "Tanh": nn.Tanh, "Sigmoid": nn.Sigmoid}
+
+
+def test_every_activation_gives_its_derivatives():
+    from tinyae.nn import activation
+    defined = {name for name, obj in vars(activation).items()
+               if isinstance(obj, type) and issubclass(obj, Module) and obj.__module__ == activation.__name__}
+    covered = {type(make()).__name__ for make in DERIVATIVE_CASES.values()}
+    assert defined == covered, f"activations without a derivative check: {sorted(defined - covered)}"
+
+
+@pytest.mark.parametrize("name", list(DERIVATIVE_CASES))
+@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=3), scale=st.floats(0.5, 6.0), seed=seeds)
+def test_activation_derivatives_match_central_differences_of_forward(name, shape, scale, seed):
+    act = DERIVATIVE_CASES[name]()
+    a = away_from_zero(np.random.default_rng(seed), tuple(shape), low=0.05, high=scale)
+    d1, d2 = act.derivatives(a)
+    assert d1.shape == d2.shape == a.shape and d1.dtype == d2.dtype == np.float64
+
+    def f(t):
+        return np.array(act.forward(t), copy=True)
+
+    # truncation + round-off: h²·|s'''|/6 + eps·|s|/h for s', h²·|s''''|/12 + 4·eps·|s|/h² for s''
+    h1, h2 = 1e-5, 1e-4
+    np.testing.assert_allclose(d1, (f(a + h1) - f(a - h1)) / (2 * h1), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(d2, (f(a + h2) - 2 * f(a) + f(a - h2)) / h2 ** 2, rtol=1e-5, atol=1e-6)
 
 
 @given(n=st.integers(1, 3), dims=st.lists(st.integers(1, 4), min_size=1, max_size=3), seed=seeds)

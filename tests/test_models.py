@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from tinyae import models
+from tinyae import models, nn
 from tinyae.gradcheck import check_scalar_function
 from tinyae.losses import (ContractivePenalty, KLSparsityPenalty, L1ActivityPenalty,
                            StochasticContractivePenalty, activation_derivatives)
@@ -257,6 +257,22 @@ def test_activation_derivatives_match_finite_differences():
         np.testing.assert_allclose(d2, (f(a + h) - 2 * f(a) + f(a - h)) / h ** 2, rtol=1e-3, atol=1e-6)
     with pytest.raises(ValueError):
         activation_derivatives(a, "softsign")
+
+
+def test_contractive_penalty_asks_the_activation_layer_for_its_derivatives():
+    """An activation layer or its name: the same penalty and gradients; a layer without
+    derivatives(a) is refused by name."""
+    rng = np.random.default_rng(4)
+    a, W = rng.uniform(-2, 2, size=(5, 3)), rng.standard_normal((3, 6))
+    for layer, name in [(nn.LeakyReLU(0.3), "leaky_relu"), (nn.Tanh(), "tanh"), (nn.Sigmoid(), "sigmoid")]:
+        by_layer = ContractivePenalty(0.7, layer)
+        by_name = ContractivePenalty(0.7, name, negative_slope=0.3)
+        assert by_layer.act is layer and by_layer.activation == name
+        assert float(by_layer(a, W)) == float(by_name(a, W))
+        for g_layer, g_name in zip(by_layer.backward(), by_name.backward()):
+            np.testing.assert_array_equal(g_layer, g_name)
+    with pytest.raises(TypeError, match=r"ContractivePenalty: the activation Linear.*no derivatives\(a\) method"):
+        ContractivePenalty(0.1, nn.Linear(2, 2))
 
 
 def test_stochastic_contractive_estimate_is_unbiased_for_a_linear_encoder():

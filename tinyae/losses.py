@@ -14,7 +14,8 @@ import numpy
 
 from ._checks import DTypeError, float_array, real
 from .backend import get_array_module
-from .nn.activation import sigmoid
+from .nn.activation import Identity, LeakyReLU, ReLU, Sigmoid, Tanh, sigmoid
+from .nn.module import Module
 
 __all__ = ["Loss", "MSELoss", "BCELoss", "BCEWithLogitsLoss", "GaussianKL"]
 
@@ -292,8 +293,33 @@ class KLSparsityPenalty(_Penalty):
         return f"KLSparsityPenalty(rho={self.rho}, beta={self.beta}, reduction={self.reduction!r})"
 
 
-def activation_derivatives(a, activation: str, negative_slope: float = 0.01):
+# the activations the exact contractive penalty takes by name; each gives its own s' and s''
+_ACTIVATIONS_BY_NAME = {"sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU, "leaky_relu": LeakyReLU,
+                       "identity": Identity}
+
+
+def _activation_layer(activation, negative_slope: float, where: str):
+    """The activation layer named ``activation`` (a LeakyReLU gets ``negative_slope``), or
+    ``activation`` itself when it is a layer with a ``derivatives`` method."""
+    if isinstance(activation, Module):
+        if not callable(getattr(activation, "derivatives", None)):
+            known = ", ".join(c.__name__ for c in _ACTIVATIONS_BY_NAME.values())
+            raise TypeError(f"{where}: the activation {activation!r} has no derivatives(a) method giving "
+                            f"(s'(a), s''(a)); use one of {known}")
+        return activation
+    if not isinstance(activation, str) or activation not in _ACTIVATIONS_BY_NAME:
+        raise ValueError(f"{where}: unknown activation {activation!r}; expected one of "
+                         "'sigmoid', 'tanh', 'relu', 'leaky_relu', 'identity'")
+    cls = _ACTIVATIONS_BY_NAME[activation]
+    return cls(negative_slope) if cls is LeakyReLU else cls()
+
+
+def activation_derivatives(a, activation, negative_slope: float = 0.01):
     r"""(s'(a), s''(a)) of an element-wise activation at pre-activations ``a`` (any shape).
+
+    ``activation``: a name ("sigmoid", "tanh", "relu", "leaky_relu", "identity") or an
+    activation layer; the numbers come from the layer's own ``derivatives(a)`` (see
+    :mod:`tinyae.nn.activation` for each formula):
 
         sigmoid     s = σ(a)      s' = s(1−s)        s'' = s'(1−2s)
         tanh        t = tanh(a)   s' = 1−t²          s'' = −2t·s'
@@ -303,24 +329,7 @@ def activation_derivatives(a, activation: str, negative_slope: float = 0.01):
     (The ReLUs' s'' is 0 almost everywhere; at a = 0 we take s' from the right-open side,
     s'(0) = 0 or slope, like the layers' backward.)
     """
-    xp = get_array_module(a)
-    one = a.dtype.type(1)
-    if activation == "sigmoid":
-        s = sigmoid(a)
-        d1 = s * (one - s)
-        return d1, d1 * (one - 2 * s)
-    if activation == "tanh":
-        t = xp.tanh(a)
-        d1 = one - t * t
-        return d1, -2 * t * d1
-    if activation == "relu":
-        return (a > 0).astype(a.dtype), xp.zeros_like(a)
-    if activation == "leaky_relu":
-        return xp.where(a > 0, one, a.dtype.type(negative_slope)), xp.zeros_like(a)
-    if activation == "identity":
-        return xp.ones_like(a), xp.zeros_like(a)
-    raise ValueError(f"activation_derivatives: unknown activation {activation!r}; expected one of "
-                     "'sigmoid', 'tanh', 'relu', 'leaky_relu', 'identity'")
+    return _activation_layer(activation, negative_slope, "activation_derivatives").derivatives(a)
 
 
 class ContractivePenalty(_Penalty):
@@ -341,17 +350,22 @@ class ContractivePenalty(_Penalty):
 
     so  dP/dW = daᵀ x + dW,  dP/db = Σ_n da_n,  dP/dx = da W.
     ``forward(a, W)`` → P;  ``backward()`` → (da, dW).
+
+    ``activation``: the encoder's activation layer (s' and s'' come from its
+    ``derivatives(a)``), or its name ("sigmoid", "tanh", "relu", "leaky_relu" with
+    ``negative_slope``, "identity").
     """
 
     name = "contractive"
 
-    def __init__(self, lam: float = 0.1, activation: str = "sigmoid", negative_slope: float = 0.01,
+    def __init__(self, lam: float = 0.1, activation="sigmoid", negative_slope: float = 0.01,
                  reduction: str = "mean"):
         super().__init__(reduction)
         self.lam = real(lam, "lam", "ContractivePenalty", low=0.0)
         self.negative_slope = real(negative_slope, "negative_slope", "ContractivePenalty")
-        self.activation = activation
-        activation_derivatives(numpy.zeros(1), activation)  # validate the name early
+        self.act = _activation_layer(activation, self.negative_slope, "ContractivePenalty")
+        self.activation = activation if isinstance(activation, str) else next(
+            (k for k, c in _ACTIVATIONS_BY_NAME.items() if type(activation) is c), type(activation).__name__)
 
     def forward(self, a, W):
         float_array(a, "a (the pre-activations)", "ContractivePenalty")
@@ -361,7 +375,7 @@ class ContractivePenalty(_Penalty):
                              f"and W {tuple(W.shape)}")
         if a.dtype != W.dtype:
             raise DTypeError(f"ContractivePenalty: a is {a.dtype} but W is {W.dtype}; they must match")
-        d1, d2 = activation_derivatives(a, self.activation, self.negative_slope)
+        d1, d2 = self.act.derivatives(a)              # s'(a), s''(a)  (N, H)
         w = (W * W).sum(axis=1)                       # (H,)
         d1sq = d1 * d1                                # (N, H)
         scale = a.dtype.type(self.lam * self._per_batch(a.shape[0]))

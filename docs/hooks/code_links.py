@@ -55,7 +55,7 @@ LINKS = {
         "Variational autoencoder": [("tinyae.models.VAE", MODELS + "VAE"),
                                     ("tinyae.losses.GaussianKL", LOSSES + "GaussianKL"),
                                     ("tutorial: PyTorch examples/vae", "tutorials/vae_pytorch_example.md")],
-        "Tied weights": [("tinyae.models.TiedLinear", MODELS + "TiedLinear"),
+        "Tied weights": [("tinyae.nn.TiedLinear", NN + "TiedLinear"),
                          ("tutorial: linear AE vs PCA", "tutorials/linear_ae_vs_pca.md")],
         "The architectures by name": [("tinyae.models.build", MODELS + "build"),
                                       ("tinyae.models.builders", MODELS + "builders")],

@@ -3,7 +3,8 @@ VAE, tied weights, and the tutorials' architectures by name (:func:`build`).
 
 See docs/models.md for each model's objective and gradient.
 """
-from .autoencoder import AutoEncoder, ContractiveAutoEncoder, Model, TiedLinear
+from ..nn.linear import TiedLinear  # lives in tinyae.nn; re-exported here, where it used to be
+from .autoencoder import AutoEncoder, ContractiveAutoEncoder, Model
 from .builders import BUILDERS, available, build, register
 from .vae import VAE
 

@@ -18,37 +18,14 @@ gradient check can hold it fixed.
 """
 from __future__ import annotations
 
-import numpy
-
-from .. import backend
 from .._checks import DTypeError, positive_int, real
-from ..backend import get_array_module
+from ..backend import asarray_like, device_noise, get_array_module
 from ..losses import (BCEWithLogitsLoss, ContractivePenalty, MSELoss,
                       StochasticContractivePenalty)
 from ..nn import Identity, LeakyReLU, Linear, Module, ReLU, Sequential, Sigmoid, Tanh
-from ..nn.init import as_generator, fan_in_bound, uniform_parameter
+from ..nn.init import as_generator
 
-__all__ = ["Model", "AutoEncoder", "ContractiveAutoEncoder", "TiedLinear", "device_noise"]
-
-
-def device_noise(rng: numpy.random.Generator, kind: str, shape, like, p: float = 0.0):
-    """Noise drawn on the host from ``rng`` and put on ``like``'s device with its dtype.
-
-    kind "normal": ε ~ N(0, 1);  kind "keep": a 0/1 mask, 1 with probability 1 − p.
-    """
-    if kind == "normal":
-        host = rng.standard_normal(shape)
-    elif kind == "keep":
-        host = rng.random(shape) >= p
-    else:
-        raise ValueError(f"unknown noise kind {kind!r}")
-    return get_array_module(like).asarray(host, dtype=like.dtype)
-
-
-def _as_device(a, like):
-    """``a`` (a host or device array) on ``like``'s device with ``like``'s dtype."""
-    xp = get_array_module(like)
-    return xp.asarray(backend.to_numpy(a) if xp is numpy else a, dtype=like.dtype)
+__all__ = ["Model", "AutoEncoder", "ContractiveAutoEncoder"]
 
 
 class Model(Module):
@@ -210,7 +187,7 @@ class AutoEncoder(Model):
         else:
             if tuple(noise.shape) != tuple(x.shape):
                 raise ValueError(f"corruption noise has shape {tuple(noise.shape)}, input {tuple(x.shape)}")
-            noise = _as_device(noise, x)
+            noise = asarray_like(noise, x)
         if kind == "gaussian":
             return x + noise * x.dtype.type(amount)
         if kind == "dropout":
@@ -240,7 +217,7 @@ class AutoEncoder(Model):
         return self.encoder.backward(dh)
 
 
-_ACTIVATIONS = {Sigmoid: "sigmoid", Tanh: "tanh", ReLU: "relu", LeakyReLU: "leaky_relu", Identity: "identity"}
+_ACTIVATIONS = (Sigmoid, Tanh, ReLU, LeakyReLU, Identity)   # the exact penalty's: each gives s' and s''.
 
 
 class ContractiveAutoEncoder(AutoEncoder):
@@ -282,9 +259,8 @@ class ContractiveAutoEncoder(AutoEncoder):
             # plain attributes, not registered again as children (they live in the encoder)
             object.__setattr__(self, "_lin", lin)
             object.__setattr__(self, "_act", act_mod)
-            act = _ACTIVATIONS[type(self._act)]
-            slope = getattr(self._act, "negative_slope", 0.01)
-            self.contractive = ContractivePenalty(lam, act, negative_slope=slope, reduction=red)
+            # the penalty asks the activation layer itself for s' and s'' (its derivatives(a))
+            self.contractive = ContractivePenalty(lam, self._act, reduction=red)
         else:
             self.contractive = StochasticContractivePenalty(lam, sigma, reduction=red)
 
@@ -319,7 +295,7 @@ class ContractiveAutoEncoder(AutoEncoder):
             elif tuple(eps.shape) != shape:
                 raise ValueError(f"eps must have shape {shape} (n_samples, *x.shape), got {tuple(eps.shape)}")
             else:
-                eps = _as_device(eps, x)
+                eps = asarray_like(eps, x)
             stacked = xp.concatenate([xin[None], xin[None] + eps * x.dtype.type(self.contractive.sigma)])
             hs = self.encoder(stacked.reshape((-1,) + tuple(x.shape[1:])))        # ((K+1)N, …)
             h, hk = hs[:n], hs[n:].reshape((k, n) + tuple(hs.shape[1:]))
@@ -342,48 +318,3 @@ class ContractiveAutoEncoder(AutoEncoder):
             return None
         n = dh.shape[0]
         return dxs[:n] + dxs[n:].reshape((self.n_samples, n) + tuple(dxs.shape[1:])).sum(axis=0)
-
-
-class TiedLinear(Module):
-    r"""The transpose of an encoder's Linear, sharing its weight: y = x W + c.
-
-    Shapes: W (M, D) is the *same* Parameter as ``linear.weight`` (the encoder maps D → M),
-    x (N, M), c (D,) this layer's own ``bias``, y (N, D).
-
-    Backward, given dy (N, D):
-        dL/dx = dy Wᵀ                       (N, M)
-        dL/dW += xᵀ dy                      (M, D)  — added into the shared Parameter's grad,
-                                            so it holds encoder + decoder contributions
-        dL/dc = Σ_n dy[n]                   (D,)
-    ``named_parameters`` of a model lists the shared weight once (under the encoder).
-    """
-
-    def __init__(self, linear: Linear, bias: bool = True, rng=None):
-        super().__init__()
-        if not isinstance(linear, Linear):
-            raise TypeError(f"TiedLinear ties to a Linear layer, got {type(linear).__name__}")
-        if not isinstance(bias, (bool, numpy.bool_)):
-            raise TypeError(f"TiedLinear: bias must be True or False, got {bias!r} ({type(bias).__name__})")
-        self.weight = linear.weight
-        self.in_features, self.out_features = linear.out_features, linear.in_features
-        self.bias = uniform_parameter((self.out_features,), fan_in_bound(self.in_features), rng) if bias else None
-        self.x = None
-
-    def forward(self, x):
-        self._check_input(x, ndim=2, shape_tail=(self.in_features,))
-        self.x = x
-        y = x @ self.weight.data
-        if self.bias is not None:
-            y += self.bias.data
-        return y
-
-    def backward(self, dy):
-        self._require_cache("x")
-        self._check_dy(dy, (self.x.shape[0], self.out_features), self.x.dtype)
-        self.weight.grad += self.x.T @ dy
-        if self.bias is not None:
-            self.bias.grad += dy.sum(axis=0)
-        return dy @ self.weight.data.T if self.needs_input_grad else None
-
-    def extra_repr(self):
-        return f"{self.in_features}, {self.out_features}, tied, bias={self.bias is not None}"

@@ -53,8 +53,9 @@ import numpy
 from .._checks import nonnegative_int, positive_int
 from ..losses import BCEWithLogitsLoss, KLSparsityPenalty, L1ActivityPenalty, MSELoss
 from ..nn import Flatten, Identity, LeakyReLU, Linear, Module, ReLU, Reshape, Sequential, Sigmoid, Tanh
+from ..nn.linear import TiedLinear
 from ..nn.init import check_scheme, init_module_
-from .autoencoder import AutoEncoder, ContractiveAutoEncoder, TiedLinear
+from .autoencoder import AutoEncoder, ContractiveAutoEncoder
 from .vae import VAE
 
 __all__ = ["BUILDERS", "register", "build", "available", "MaxUnpoolFrom"]

@@ -22,11 +22,10 @@ import math
 import numpy
 
 from .. import backend
-from ..backend import get_array_module
+from ..backend import asarray_like, device_noise, get_array_module
 from ..losses import Loss
 from ..optim import Adam, _fused_adam
 from ..nn import Linear, ReLU, Sequential, Sigmoid
-from .autoencoder import _as_device, device_noise
 from .builders import _rngs, register
 from .vae import VAE
 
@@ -160,7 +159,7 @@ class KerasVAE(VAE):
         elif tuple(eps.shape) != tuple(mean.shape):
             raise ValueError(f"KerasVAE.reparameterize: eps has shape {tuple(eps.shape)}, mean {tuple(mean.shape)}")
         else:
-            eps = _as_device(eps, mean)
+            eps = asarray_like(eps, mean)
         xp = get_array_module(logvar)
         if self.parameterisation == "keras":
             eps = eps * eps.dtype.type(self.epsilon_std)

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from .._checks import positive_int, real
-from ..backend import get_array_module
+from ..backend import asarray_like, device_noise, get_array_module
 from ..losses import BCEWithLogitsLoss, GaussianKL, MSELoss
 from ..nn import Identity, Module, Sigmoid
 from ..nn.init import as_generator
-from .autoencoder import Model, _as_device, _check_loss_object, _check_parts, device_noise
+from .autoencoder import Model, _check_loss_object, _check_parts
 
 __all__ = ["VAE"]
 
@@ -59,7 +59,7 @@ class VAE(Model):
         elif tuple(eps.shape) != tuple(mean.shape):
             raise ValueError(f"VAE.reparameterize: eps has shape {tuple(eps.shape)}, mean {tuple(mean.shape)}")
         else:
-            eps = _as_device(eps, mean)
+            eps = asarray_like(eps, mean)
         std = get_array_module(logvar).exp(logvar * logvar.dtype.type(0.5))
         self._sample = (eps, std)
         return mean + std * eps

@@ -5,7 +5,7 @@ Convolution and pooling come in three levels, read in this order: ``tinyae.nn.re
 ``y = W · im2col(x)``), and the private ``tinyae.nn._conv_engine`` that the layers run.
 """
 from .module import Module, Parameter, Sequential, is_data, mark_as_data
-from .linear import Linear
+from .linear import Linear, TiedLinear
 from .activation import Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from .shape import Flatten, Reshape
 from .dropout import Dropout, GaussianNoise

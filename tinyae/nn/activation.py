@@ -1,6 +1,11 @@
 """Element-wise activations.  Each keeps the cheaper tensor for its backward pass.
 
 All shapes: x, y, dy, dx are the same shape (any), so "(…)" below.
+
+Each activation s also gives its own derivatives at any input x, without touching the
+layer's cache: ``s1, s2 = act.derivatives(x)`` returns s'(x) and s''(x), arrays of x's
+shape and dtype (the exact contractive penalty, :class:`tinyae.losses.ContractivePenalty`,
+needs both, at the pre-activations).
 """
 from __future__ import annotations
 
@@ -12,7 +17,10 @@ from .module import Module
 
 
 class Identity(Module):
-    """y = x;  dx = dy."""
+    """y = x;  dx = dy.
+
+    Derivatives: s'(x) = 1, s''(x) = 0.
+    """
 
     def __init__(self):
         super().__init__()
@@ -28,12 +36,20 @@ class Identity(Module):
         self._check_dy(dy, self.out_shape, self.out_dtype)
         return dy
 
+    def derivatives(self, x):
+        """(s'(x), s''(x)) = (1, 0), arrays of x's shape and dtype."""
+        xp = get_array_module(x)
+        return xp.ones_like(x), xp.zeros_like(x)
+
 
 class ReLU(Module):
     r"""y = max(x, 0)
 
     Backward: dx = dy · [x > 0]   (the derivative at exactly 0 is taken as 0, like PyTorch).
     Caches the boolean mask [x > 0] (…).
+
+    Derivatives: s'(x) = [x > 0], s''(x) = 0 (almost everywhere; at the kink x = 0, s' is
+    taken as 0, as in backward).
     """
 
     def __init__(self):
@@ -50,11 +66,18 @@ class ReLU(Module):
         self._check_dy(dy, self.mask.shape, self.out_dtype)
         return dy * self.mask
 
+    def derivatives(self, x):
+        """(s'(x), s''(x)) = ([x > 0], 0), arrays of x's shape and dtype."""
+        return (x > 0).astype(x.dtype), get_array_module(x).zeros_like(x)
+
 
 class LeakyReLU(Module):
     r"""y = x if x > 0 else a·x   (a = ``negative_slope``, 0.01 by default as in PyTorch)
 
     Backward: dx = dy · (1 if x > 0 else a).  Caches the mask [x > 0].
+
+    Derivatives: s'(x) = 1 if x > 0 else a, s''(x) = 0 (almost everywhere; at x = 0, s' is
+    taken as a, as in backward).
     """
 
     def __init__(self, negative_slope: float = 0.01):
@@ -82,6 +105,11 @@ class LeakyReLU(Module):
         slope *= dy
         return slope
 
+    def derivatives(self, x):
+        """(s'(x), s''(x)) = (1 where x > 0 else ``negative_slope``, 0), of x's shape and dtype."""
+        xp = get_array_module(x)
+        return xp.where(x > 0, x.dtype.type(1), x.dtype.type(self.negative_slope)), xp.zeros_like(x)
+
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}"
 
@@ -90,6 +118,9 @@ class Tanh(Module):
     r"""y = tanh(x)
 
     Backward: dx = dy · (1 − y²), written with the output y, which is what we cache.
+
+    Derivatives, with t = tanh(x):  s'(x) = 1 − t²,  s''(x) = −2t (1 − t²) = −2t·s'(x)
+    (differentiate 1 − t²: −2t·t').
     """
 
     def __init__(self):
@@ -105,6 +136,13 @@ class Tanh(Module):
         self._require_cache("y")
         self._check_dy(dy, self.y.shape, self.y.dtype)
         return dy * (1 - self.y * self.y)
+
+    def derivatives(self, x):
+        """(s'(x), s''(x)) = (1 − t², −2t·(1 − t²)) with t = tanh(x)."""
+        one = x.dtype.type(1)
+        t = get_array_module(x).tanh(x)
+        d1 = one - t * t
+        return d1, -2 * t * d1
 
 
 def sigmoid(x):
@@ -126,6 +164,9 @@ class Sigmoid(Module):
     r"""y = σ(x) = 1 / (1 + e^{−x})   (numerically stable, see :func:`sigmoid`)
 
     Backward: dx = dy · y (1 − y), written with the cached output y.
+
+    Derivatives, with s = σ(x):  s'(x) = s (1 − s),  s''(x) = s'(x) (1 − 2s)
+    (differentiate s(1 − s): s'(1 − s) − s·s' = s'(1 − 2s)).
     """
 
     def __init__(self):
@@ -141,3 +182,10 @@ class Sigmoid(Module):
         self._require_cache("y")
         self._check_dy(dy, self.y.shape, self.y.dtype)
         return dy * self.y * (1 - self.y)
+
+    def derivatives(self, x):
+        """(s'(x), s''(x)) = (s(1 − s), s(1 − s)(1 − 2s)) with s = σ(x)."""
+        one = x.dtype.type(1)
+        s = sigmoid(x)
+        d1 = s * (one - s)
+        return d1, d1 * (one - 2 * s)

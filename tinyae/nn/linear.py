@@ -1,8 +1,10 @@
-"""Fully connected layer."""
+"""Fully connected layers: Linear, and TiedLinear (the transpose of a Linear, sharing its weight)."""
 from __future__ import annotations
 
+import numpy
+
 from .._checks import boolean, positive_int
-from .init import layer_parameters
+from .init import fan_in_bound, layer_parameters, uniform_parameter
 from .module import Module
 
 
@@ -54,3 +56,46 @@ class Linear(Module):
         return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
 
 
+class TiedLinear(Module):
+    r"""The transpose of an encoder's Linear, sharing its weight: y = x W + c.
+
+    Shapes: W (M, D) is the *same* Parameter as ``linear.weight`` (the encoder maps D → M),
+    x (N, M), c (D,) this layer's own ``bias``, y (N, D).
+
+    Backward, given dy (N, D):
+        dL/dx = dy Wᵀ                       (N, M)
+        dL/dW += xᵀ dy                      (M, D)  — added into the shared Parameter's grad,
+                                            so it holds encoder + decoder contributions
+        dL/dc = Σ_n dy[n]                   (D,)
+    ``named_parameters`` of a model lists the shared weight once (under the encoder).
+    """
+
+    def __init__(self, linear: Linear, bias: bool = True, rng=None):
+        super().__init__()
+        if not isinstance(linear, Linear):
+            raise TypeError(f"TiedLinear ties to a Linear layer, got {type(linear).__name__}")
+        if not isinstance(bias, (bool, numpy.bool_)):
+            raise TypeError(f"TiedLinear: bias must be True or False, got {bias!r} ({type(bias).__name__})")
+        self.weight = linear.weight
+        self.in_features, self.out_features = linear.out_features, linear.in_features
+        self.bias = uniform_parameter((self.out_features,), fan_in_bound(self.in_features), rng) if bias else None
+        self.x = None
+
+    def forward(self, x):
+        self._check_input(x, ndim=2, shape_tail=(self.in_features,))
+        self.x = x
+        y = x @ self.weight.data
+        if self.bias is not None:
+            y += self.bias.data
+        return y
+
+    def backward(self, dy):
+        self._require_cache("x")
+        self._check_dy(dy, (self.x.shape[0], self.out_features), self.x.dtype)
+        self.weight.grad += self.x.T @ dy
+        if self.bias is not None:
+            self.bias.grad += dy.sum(axis=0)
+        return dy @ self.weight.data.T if self.needs_input_grad else None
+
+    def extra_repr(self):
+        return f"{self.in_features}, {self.out_features}, tied, bias={self.bias is not None}"
