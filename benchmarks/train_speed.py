@@ -643,8 +643,9 @@ def ratio_spread(rounds, peer, base="tinyae"):
 # ---------------------------------------------------------------------------
 # cProfile: where tinyae's time goes
 # ---------------------------------------------------------------------------
-LAYOUT_WORDS = ("im2col", "col2im", "chwn", "pad", "band", "window")   # functional.py's copy kernels
-KERNEL_FILES = {"activation.py", "losses.py", "pooling.py", "optim.py", "conv.py"}
+ENGINE_FILE = "_conv_engine.py"   # tinyae/nn/_conv_engine.py: _gemm, and otherwise layout copies
+KERNEL_FILES = {"activation.py", "losses.py", "pooling.py", "optim.py", "optim_engine.py", "conv.py",
+                "dropout.py", "shape.py"}
 CATEGORIES = ("GEMM", "im2col/col2im/layout", "elementwise+reductions", "Python overhead")
 
 
@@ -652,11 +653,11 @@ def _category(key):
     """Category of a Python function's *own* time (builtins are attributed to their callers)."""
     filename, _, func = key
     base = os.path.basename(filename)
-    if (base == "linear.py" and func in ("forward", "backward")) or (base == "functional.py" and func == "_gemm"):
+    if (base == "linear.py" and func in ("forward", "backward")) or (base == ENGINE_FILE and func == "_gemm"):
         # x @ W.T, dy.T @ x, dy @ W are operators and numpy.dot is not a plain C function
         # (NumPy ≥ 1.25 wraps it for __array_function__): cProfile books their time here
         return "GEMM"
-    if base == "functional.py" and any(word in func for word in LAYOUT_WORDS):
+    if base == ENGINE_FILE:   # im2col_chwn, col2im_chwn, the NCHW <-> CHWN moves, padding, bands
         return "im2col/col2im/layout"
     if base in KERNEL_FILES and func not in ("__call__", "_check_input", "_require_cache", "_buffer",
                                              "output_size", "extra_repr", "__repr__"):

@@ -185,8 +185,13 @@ def _numba_kernels():
                 v[i] = vi
                 p[i] -= (mi / (numpy.sqrt(vi) / bc + eps)) * s
 
-        _NUMBA["serial"] = numba.njit(cache=True, nogil=True)(adam)
-        _NUMBA["parallel"] = numba.njit(cache=True, nogil=True, parallel=True)(adam)
+        # error_model="numpy": Numba's default ("python") tests every division for a zero
+        # divisor so that it can raise ZeroDivisionError, and that test keeps the loop from
+        # being vectorised.  Here the divisor √v/√(1 − β₂ᵗ) + ε is never 0 (ε > 0), and IEEE
+        # division gives the same bits either way.
+        opts = dict(cache=True, nogil=True, error_model="numpy")
+        _NUMBA["serial"] = numba.njit(**opts)(adam)
+        _NUMBA["parallel"] = numba.njit(parallel=True, **opts)(adam)
     return _NUMBA["serial"], _NUMBA["parallel"]
 
 
