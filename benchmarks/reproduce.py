@@ -35,6 +35,26 @@ KerasAdam).
     python benchmarks/reproduce.py --only keras-ae-784-32 keras-ae-784-250-16 keras-conv-ae \
         --epochs keras-conv-ae=3 --threads 1 --noise-floor
 
+The PyTorch tutorials' setups (issue 16) run only when named in ``--only`` (the default set
+is the published figures above):
+
+* ``dense-196-64-16-augment`` / ``vae-196-64-16-augment``: the 14×14 chapter's AE and VAE
+  trained as the chapter trains them, on batches flipped left-right (p = ½) and rotated by
+  U(−10°, 10°) per image (``tinyae.data.random_rotate_flip``, background −1).  The epoch's
+  batches are augmented **once**, in NumPy, from the loader's (seed, epoch) stream, and the
+  same arrays are fed to both frameworks; the test set is not augmented.  Beside
+  ``dense-196-64-16`` / ``vae-196-64-16`` (the same models without it) they give the
+  with/without comparison.
+* ``survey-ae-784-32``: the OpenGenus survey's linear AE (784-32 ReLU / 32-784 sigmoid, MSE,
+  batch 20, PyTorch's init).
+* ``nyu-784-30`` / ``nyu-784-500`` / ``nyu-denoising-784-500``: the NYU lecture's notebook
+  (784-h tanh / h-784 tanh, MSE, batch 256, pixels in [−1, 1]); the denoising one is trained
+  on x ⊙ m / (1 − p) with the notebook's nn.Dropout() masks (p = ½, values {0, 2}): the 0/1
+  mask m of each step is drawn on the host from ``default_rng([S, e, 9])`` and given to both.
+
+    python benchmarks/reproduce.py --only dense-196-64-16 dense-196-64-16-augment vae-196-64-16 \
+        vae-196-64-16-augment --threads 1 --json augment.json
+
 Output: a table (setup, metric, published, PyTorch or Keras, tinyae, difference) and the wall time of
 each framework; ``--json`` keeps every epoch, ``--markdown FILE`` writes the tables into FILE
 between the markers ``<!-- reproduce:begin -->`` and ``<!-- reproduce:end -->`` (the text
@@ -93,7 +113,8 @@ class Setup:
     batch: int
     epochs: int             # the published run's epochs
     unit: str               # what a loss value means
-    images: str             # "flat28" (N, 784) in [0, 1]; "image28" (N, 1, 28, 28); "flat14" (N, 196) in [-1, 1]
+    images: str             # "flat28" (N, 784) in [0, 1]; "flat28sym" the same in [-1, 1]; "image28" (N, 1, 28, 28);
+    #                         "flat14" (N, 196) in [-1, 1]
     rows: list              # [Published]; epoch may exceed the epochs run → compared at the last epoch
     lr: float = 1e-3
     source: str = ""
@@ -101,6 +122,8 @@ class Setup:
     kwargs: dict = field(default_factory=dict)
     builder: str = ""       # the tinyae builder when it is not ``name``
     reference: str = "torch"  # the framework tinyae is compared with: "torch" or "keras"
+    augment: bool = False   # train on flipped/rotated batches (the 14×14 chapter's transforms)
+    default: bool = True    # run without --only (False: the PyTorch tutorials' setups, on request)
 
 
 SETUPS = {s.name: s for s in [
@@ -150,6 +173,41 @@ SETUPS = {s.name: s for s in [
            Published("train", 50, None), Published("test", 50, None)],
           source="'Intro to Autoencoders' (Keras): no number published for the conv AE",
           builder="conv-ae", reference="keras", kwargs={"init": "keras"}),
+    # -- the PyTorch tutorials (issue 16): run only when named in --only --------------------
+    Setup("dense-196-64-16-augment", "AE 196-64-16-3 (14×14), flip + rotation ±10°", 64, 20, "per-pixel MSE",
+          "flat14", [Published("train", 20, None), Published("test", 20, None)],
+          source="the 14×14 chapter trains with RandomHorizontalFlip(0.5) + RandomRotation(10); no number "
+                 "published", builder="dense-196-64-16", augment=True, default=False,
+          note="Training batches flipped/rotated (augmented once per epoch in NumPy, fed to both); test set "
+               "as is."),
+    Setup("vae-196-64-16-augment", "VAE 196-64-16-3 (14×14), flip + rotation ±10°", 64, 20,
+          "loss per sample (MSE sum + KL)", "flat14", [Published("train", 20, None), Published("test", 20, None)],
+          source="the 14×14 chapter trains with RandomHorizontalFlip(0.5) + RandomRotation(10); no number "
+                 "published", builder="vae-196-64-16", augment=True, default=False,
+          note="Training batches flipped/rotated (augmented once per epoch in NumPy, fed to both); test set "
+               "as is."),
+    Setup("survey-ae-784-32", "Linear AE 784-32 (OpenGenus survey), MSE", 20, 10, "per-pixel MSE", "flat28",
+          [Published("train", 10, None), Published("test", 10, None)],
+          source="OpenGenus survey: 784-32 ReLU / 32-784 sigmoid, MSE, batch 20; no number published",
+          builder="ae-784-32", kwargs={"loss": "mse", "init": "pytorch"}, default=False),
+    Setup("nyu-784-30", "NYU notebook AE 784-30 tanh ([-1, 1])", 256, 20, "per-pixel MSE", "flat28sym",
+          [Published("train", 20, None), Published("test", 20, None)],
+          source="NYU deep-learning lecture's notebook (under-complete, 30 units); no number published",
+          builder="mlp-ae", default=False,
+          kwargs={"sizes": [784, 30], "code_activation": "tanh", "output": "tanh", "loss": "mse"}),
+    Setup("nyu-784-500", "NYU notebook AE 784-500 tanh ([-1, 1])", 256, 20, "per-pixel MSE", "flat28sym",
+          [Published("train", 20, None), Published("test", 20, None)],
+          source="NYU deep-learning lecture's notebook (over-complete, 500 units); no number published",
+          builder="mlp-ae", default=False,
+          kwargs={"sizes": [784, 500], "code_activation": "tanh", "output": "tanh", "loss": "mse"}),
+    Setup("nyu-denoising-784-500", "NYU notebook denoising AE 784-500, {0, 2} masks", 256, 20,
+          "per-pixel MSE", "flat28sym", [Published("train", 20, None), Published("test", 20, None)],
+          source="NYU deep-learning lecture's notebook (nn.Dropout() masks, p = 0.5); no number published",
+          builder="mlp-ae", default=False,
+          note="Train loss: reconstructions of the masked inputs against the clean ones; test loss: of the "
+               "clean test digits.",
+          kwargs={"sizes": [784, 500], "code_activation": "tanh", "output": "tanh", "loss": "mse",
+                  "corruption": ["dropout", 0.5]}),
 ]}
 REF_NAMES = {"torch": "PyTorch", "keras": "Keras"}
 
@@ -161,7 +219,8 @@ _RAW = {}
 
 
 def load_images(kind, root, limit=None, subset="full"):
-    """(x_train, x_test) float32 for one input kind, from the IDX files in ``root`` (or, with
+    """(x_train, x_test) float32 for one input kind (see Setup.images; "flat28sym": (N, 784) in
+    [-1, 1]), from the IDX files in ``root`` (or, with
     ``subset="embedded"``, from the 5,000-digit offline subset: for smoke tests only)."""
     out = []
     for split in ("train", "test"):
@@ -175,6 +234,8 @@ def load_images(kind, root, limit=None, subset="full"):
             x = tdata.flatten(tdata.resize(tdata.to_float(images, "symmetric"), 14))
         elif kind == "flat28":
             x = tdata.flatten(tdata.to_float(images))
+        elif kind == "flat28sym":
+            x = tdata.flatten(tdata.to_float(images, "symmetric"))
         elif kind == "image28":
             x = tdata.to_float(images)[:, None]
         else:
@@ -195,6 +256,18 @@ def eps_stream(seed, epoch, which):
     return numpy.random.default_rng([seed, epoch, 7 if which == "train" else 8])
 
 
+def mask_stream(seed, epoch):
+    """The host generator of a denoising AE's training masks in epoch ``epoch`` (both frameworks)."""
+    return numpy.random.default_rng([seed, epoch, 9])
+
+
+def flip_rotate(xb, rng):
+    """The 14×14 chapter's RandomHorizontalFlip(0.5) + RandomRotation(10) on a host batch (N, 196)
+    in [-1, 1]: per image a rotation by U(−10°, 10°) (background −1) and a left-right flip."""
+    images = xb.reshape(len(xb), 14, 14)
+    return tdata.random_rotate_flip(images, rng, max_degrees=10.0, flip_prob=0.5, fill=-1.0).reshape(xb.shape)
+
+
 class Run:
     """One setup: the tinyae model and its PyTorch twin, trained on the same batches."""
 
@@ -208,7 +281,13 @@ class Run:
         self.k = latent_size(self.model)
         self.summed = self.model.reduction == "sum"
         self.noise_floor = noise_floor
-        self.loader = tdata.DataLoader(x_train, batch_size=setup.batch, shuffle=True, seed=seed)
+        self.loader = tdata.DataLoader(x_train, batch_size=setup.batch, shuffle=True, seed=seed,
+                                       transform=flip_rotate if setup.augment else None)
+        self._cached = (None, None)      # (epoch, its augmented batches)
+        corruption = getattr(self.model, "corruption", None)
+        if corruption is not None and corruption[0] not in ("mask", "dropout"):
+            raise ValueError(f"{setup.name}: only mask/dropout corruption has a twin, got {corruption}")
+        self.keep_p = None if corruption is None else 1.0 - corruption[1]   # P(a pixel is kept)
         if setup.reference == "keras":
             import keras_models
             self.keras_models = keras_models
@@ -227,6 +306,21 @@ class Run:
     def _eps(self, rng, n):
         return rng.standard_normal((n, self.k), dtype=numpy.float32) if self.k else None
 
+    def _mask(self, rng, shape):
+        """A denoising AE's 0/1 keep-mask for one batch (None for the other models)."""
+        return (rng.random(shape) < self.keep_p).astype(numpy.float32) if self.keep_p is not None else None
+
+    def batches(self, epoch):
+        """Epoch ``epoch``'s training batches (host arrays).  With augmentation they are drawn and
+        augmented once, in NumPy, and the same arrays go to both frameworks."""
+        if not self.setup.augment:
+            self.loader.set_epoch(epoch - 1)
+            return (xb for xb, _ in self.loader)
+        if self._cached[0] != epoch:
+            self.loader.set_epoch(epoch - 1)
+            self._cached = (epoch, [xb for xb, _ in self.loader])
+        return self._cached[1]
+
     def _per_sample(self, value, n):
         """A batch's loss as a sum over its samples (to average per sample/pixel later)."""
         return value if self.summed else value * n
@@ -235,12 +329,13 @@ class Run:
     def tinyae_epoch(self, epoch):
         model, opt = self.model, self.opt
         model.train()
-        self.loader.set_epoch(epoch - 1)
         rng, acc, n_all = eps_stream(self.seed, epoch, "train"), 0.0, 0
+        masks, batches = mask_stream(self.seed, epoch), self.batches(epoch)   # augmented: before the clock
         t0 = time.perf_counter()
-        for step, (xb, _) in enumerate(self.loader, 1):
-            eps = self._eps(rng, len(xb))
-            total, _ = model.loss(xb) if eps is None else model.loss(xb, eps=eps)
+        for step, xb in enumerate(batches, 1):
+            eps, keep = self._eps(rng, len(xb)), self._mask(masks, xb.shape)
+            total, _ = (model.loss(xb, eps=eps) if eps is not None else
+                        model.loss(xb, noise=keep) if keep is not None else model.loss(xb))
             value = float(total)
             if not math.isfinite(value):
                 raise FloatingPointError(f"tinyae {self.setup.name}: loss {value} at epoch {epoch}, step {step}")
@@ -274,10 +369,11 @@ class Run:
         model = self.twin2 if reverse else self.twin
         to_keras = self.keras_models.to_keras
         flip = (lambda a: numpy.ascontiguousarray(a[::-1])) if reverse else (lambda a: a)
-        self.loader.set_epoch(epoch - 1)
-        acc, n_all = 0.0, 0
+        if self.keep_p is not None:
+            raise ValueError(f"{self.setup.name}: the Keras twins have no corruption")
+        acc, n_all, batches = 0.0, 0, self.batches(epoch)
         t0 = time.perf_counter()
-        for step, (xb, _) in enumerate(self.loader, 1):
+        for step, xb in enumerate(batches, 1):
             xk = to_keras(flip(xb))
             value = float(model.train_on_batch(xk, xk))
             if not math.isfinite(value):
@@ -298,15 +394,16 @@ class Run:
         twin, opt = (self.twin2, self.topt2) if reverse else (self.twin, self.topt)
         flip = (lambda a: numpy.ascontiguousarray(a[::-1])) if reverse else (lambda a: a)
         twin.train()
-        self.loader.set_epoch(epoch - 1)
         rng, acc, n_all = eps_stream(self.seed, epoch, "train"), 0.0, 0
+        masks, batches = mask_stream(self.seed, epoch), self.batches(epoch)   # augmented: before the clock
         t0 = time.perf_counter()
-        for step, (xb, _) in enumerate(self.loader, 1):
-            eps = self._eps(rng, len(xb))
+        for step, xb in enumerate(batches, 1):
+            eps, keep = self._eps(rng, len(xb)), self._mask(masks, xb.shape)
             x = torch.from_numpy(flip(xb))
             eps = None if eps is None else flip(eps)
             opt.zero_grad()
-            loss = twin.loss(x) if eps is None else twin.loss(x, torch.from_numpy(eps))
+            loss = (twin.loss(x, torch.from_numpy(eps)) if eps is not None else
+                    twin.loss(x, torch.from_numpy(flip(keep))) if keep is not None else twin.loss(x))
             loss.backward()
             value = loss.item()
             if not math.isfinite(value):
@@ -643,7 +740,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", nargs="+", choices=list(SETUPS), metavar="NAME",
-                   help=f"setups to run (default: all): {', '.join(SETUPS)}")
+                   help=f"setups to run (default: all but the PyTorch tutorials' "
+                        f"{', '.join(n for n in SETUPS if not SETUPS[n].default)}): {', '.join(SETUPS)}")
     p.add_argument("--epochs-scale", type=float, default=1.0,
                    help="run round(F × published epochs), at least 1 (default 1)")
     p.add_argument("--epochs", nargs="+", metavar="NAME=K", default=[],
@@ -703,7 +801,8 @@ def main(argv=None):
         print(f"error: MNIST not found {where}: {exc}", file=sys.stderr)
         return 2
 
-    names = [n for n in SETUPS if n in (args.only or SETUPS)]     # the table's order
+    # the table's order; the issue-16 setups (default=False) only when named
+    names = [n for n in SETUPS if (n in args.only if args.only else SETUPS[n].default)]
     if any(SETUPS[n].reference == "keras" for n in names):
         ok, why = keras_available()
         if not ok and args.only:

@@ -64,17 +64,30 @@ def _recon_fn(loss):
 
 
 class TorchAE(torch.nn.Module):
-    """encoder → decoder, reconstruction loss against the input (no corruption, no penalty)."""
+    """encoder → decoder, reconstruction loss against the clean input (no penalty).
+
+    A denoising AE with ("mask", p) or ("dropout", p) corruption takes the 0/1 keep-mask m
+    of the batch (N, D) in ``loss(x, m)`` (training mode only, as tinyae's): the input is
+    x ⊙ m, or x ⊙ m / (1 − p) — the NYU notebook's ``x * nn.Dropout()(torch.ones(...))``."""
 
     def __init__(self, ours: AutoEncoder):
         super().__init__()
-        if ours.corruption is not None or ours.penalty is not None:
-            raise ValueError("TorchAE twins plain autoencoders only (no corruption or penalty)")
+        if ours.penalty is not None or (ours.corruption is not None
+                                        and ours.corruption[0] not in ("mask", "dropout")):
+            raise ValueError("TorchAE twins autoencoders without a penalty, with no corruption or "
+                             "('mask', p) / ('dropout', p)")
         self.encoder, self.decoder = torch_layer(ours.encoder), torch_layer(ours.decoder)
         self.recon = _recon_fn(ours.recon_loss)
+        self.corruption = ours.corruption
 
-    def loss(self, x):
-        return self.recon(self.decoder(self.encoder(x)), x)
+    def loss(self, x, keep=None):
+        xin = x
+        if self.corruption is not None and self.training:
+            if keep is None:
+                raise ValueError("a denoising twin needs the batch's keep-mask: loss(x, keep)")
+            kind, p = self.corruption
+            xin = x * (keep * (1.0 / (1.0 - p))) if kind == "dropout" else x * keep
+        return self.recon(self.decoder(self.encoder(xin)), x)
 
 
 class TorchVAE(torch.nn.Module):

@@ -12,6 +12,13 @@ tutorial     the first tutorial's AE on 14×14 digits in [-1, 1]: 196-64-16-3 / 
 survey-784-32  the OpenGenus survey's linear AE: 784-32 ReLU / 32-784 sigmoid with per-pixel
              MSE (not BCE), PyTorch's init and Adam 1e-3, batch 20; 10 epochs here (the survey
              gives no number to match).
+``--augment`` trains as the chapter of ``--arch tutorial`` does (torchvision's
+RandomHorizontalFlip(0.5) + RandomRotation(10)): each training batch, as it is drawn, rotated by
+U(−10°, 10°) about the centre and mirrored left-right with probability ½, per image
+(``tinyae.data.random_rotate_flip`` through ``DataLoader(transform=)``: on the host, so the same
+on NumPy and CuPy, seeded by (--seed, epoch)); bilinear with the background value outside
+(torchvision's default is nearest-pixel); the test digits are left as they are.  It works with
+every --arch; pass it again with --resume; not with --distributed.
 The two Keras set-ups use Keras's conventions (tinyae.models.keras); ``--init pytorch`` and
 ``--tanh-hidden`` (784-250-16's earlier all-tanh variant) are the documented departures.
 
@@ -26,13 +33,15 @@ Losses are averages over pixels (and samples).  Figures in --out (default result
                 loss_curves.png, and checkpoint.npz
 
     python examples/ae_mnist.py --arch 784-250-16 --epochs 10
+    python examples/ae_mnist.py --augment --out results/ae_mnist_augment     # the chapter's training
 """
 # common first: it sets the BLAS threads
-from common import (arch_defaults, done, fit_options, load_images, make_parser, n_params,
+from common import (arch_defaults, done, flip_rotate, fit_options, load_images, make_parser, n_params,
                     one_per_class, run, run_cli, save_loss_curves, setup_backend)
 
 from keras_figures import Progress, tutorial_figures
 from tinyae import models, plot
+from tinyae.data import DataLoader
 from tinyae.models.keras import KerasAdam
 from tinyae.optim import Adam
 from tinyae.train import fit
@@ -58,6 +67,10 @@ parser.add_argument("--init", choices=["keras", "pytorch"], default=None,
                          "survey-784-32)")
 parser.add_argument("--tanh-hidden", action="store_true",
                     help="784-250-16: tanh hidden layers (the earlier variant) instead of the tutorial's ReLU")
+parser.add_argument("--augment", action="store_true",
+                    help="train on batches flipped left-right (p = 0.5) and rotated by up to ±10° per image, "
+                         "as the chapter's RandomHorizontalFlip(0.5) + RandomRotation(10); off by default")
+
 
 
 def main(args):
@@ -92,7 +105,16 @@ def main(args):
                                   title=f"epoch {epoch}: test digits and reconstructions", **shown)
 
     progress = Progress(x_test[fixed])
-    history = fit(model, optimizer, x_train, x_test, callbacks=[figures, progress], **fit_options(args))
+    train = x_train
+    if args.augment:   # the same shuffles as fit's own loader, each batch flipped/rotated as drawn
+        if getattr(args, "world", None):
+            parser.error("--augment is not available with --distributed here (fit shards plain arrays); "
+                         "examples/vae_mnist.py --augment --distributed is")
+        train = DataLoader(x_train, batch_size=args.batch_size, shuffle=True, seed=args.seed,
+                           transform=flip_rotate(side, fill=-1.0 if arch["range"] == "symmetric" else 0.0))
+        print("augmentation: each training batch rotated by U(-10°, 10°) and flipped left-right with "
+              "probability 0.5, per image (seeded per epoch)", flush=True)
+    history = fit(model, optimizer, train, x_test, callbacks=[figures, progress], **fit_options(args))
 
     model.eval()
     codes = run(model.encode, x_test)

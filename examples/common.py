@@ -291,6 +291,20 @@ def n_params(model) -> str:
     return f"{sum(int(p.data.size) for p in model.parameters()):,}"
 
 
+def flip_rotate(side: int, fill: float, max_degrees: float = 10.0, flip_prob: float = 0.5):
+    """The 14×14 chapter's ``RandomHorizontalFlip(0.5)`` + ``RandomRotation(10)`` as a
+    :class:`tinyae.data.DataLoader` transform (``--augment``): ``transform(xb, rng)`` takes a
+    host batch of flattened images (N, side²) and returns it with each image rotated by an angle
+    from U(−max_degrees, max_degrees) about its centre and mirrored left-right with probability
+    ``flip_prob`` (:func:`tinyae.data.random_rotate_flip`: bilinear, ``fill`` from outside —
+    the background, −1 for pixels in [−1, 1]).  ``rng`` is the loader's (seed, epoch) stream."""
+    def transform(xb, rng):
+        images = xb.reshape(len(xb), side, side)
+        return data.random_rotate_flip(images, rng, max_degrees=max_degrees, flip_prob=flip_prob,
+                                       fill=fill).reshape(xb.shape)
+    return transform
+
+
 def one_per_class(labels, n: int = 8) -> np.ndarray:
     """Indices of the first test digit of each class in turn (0, 1, 2, …), ``n`` of them."""
     labels = np.asarray(labels)

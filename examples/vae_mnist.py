@@ -12,6 +12,15 @@ layer block by layer block (decoder, reparameterisation, the two heads, encoder)
 same model is ``tinyae.models.build("vae-196-64-16")`` (or "vae-784-400-20") trained by
 ``tinyae.train.fit``: same initial weights for the same --seed, same ε, same numbers.
 
+``--augment``: train as the chapter does, with torchvision's ``RandomHorizontalFlip(0.5)``
+and ``RandomRotation(10)``: every training batch, as it is drawn, is rotated by an angle from
+U(−10°, 10°) about the image centre and mirrored left-right with probability ½, per image
+(``tinyae.data.random_rotate_flip`` through ``DataLoader(transform=)``, on the host, so the
+same batches on NumPy and CuPy; drawn from the loader's (seed, epoch) stream, so a resumed
+run sees the batches an uninterrupted one would; ``--resume`` keeps the checkpoint's choice).
+Bilinear, background −1 outside the image (torchvision's default is nearest-pixel; the test
+digits are never augmented).  Without it the script is unchanged.
+
 Losses are printed summed per sample (batch sum / batch size), with the reconstruction
 and the KL shown separately.  Figures in --out (default results/vae_mnist/):
   every epoch   reconstruction_N.png (8 test digits over their reconstructions),
@@ -21,11 +30,12 @@ and the KL shown separately.  Figures in --out (default results/vae_mnist/):
 
     python examples/vae_mnist.py                       # ~minutes on 2 CPU cores
     python examples/vae_mnist.py --arch pytorch-example --latent-dim 2
+    python examples/vae_mnist.py --augment --out results/vae_mnist_augment   # the chapter's training
     python examples/vae_mnist.py --backend cupy --epochs 40 --resume
 """
 # common first: it sets the BLAS threads before NumPy is imported
-from common import (arch_defaults, decoder_fn, done, load_images, make_parser, n_params, nonneg_float,
-                    one_per_class, run, run_cli, save_loss_curves, setup_backend)
+from common import (arch_defaults, decoder_fn, done, flip_rotate, load_images, make_parser, n_params,
+                    nonneg_float, one_per_class, run, run_cli, save_loss_curves, setup_backend)
 import time
 
 import numpy as np
@@ -33,7 +43,7 @@ from tqdm.auto import tqdm
 
 import tinyae.nn as nn
 from tinyae import backend, distributed, plot
-from tinyae.checkpoint import remove_orphans, save_checkpoint
+from tinyae.checkpoint import inspect_checkpoint, remove_orphans, save_checkpoint
 from tinyae.data import DataLoader
 from tinyae.losses import BCEWithLogitsLoss, MSELoss
 from tinyae.optim import Adam
@@ -155,6 +165,7 @@ def train_step(model, opt, x, beta, eps=None):
     return values
 
 
+
 def line(means):
     """The per-sample means of an epoch as "31.2869 (recon 27.8156, kl 3.4713)"."""
     return f"{means['loss']:.4f} (recon {means['recon']:.4f}, kl {means['kl']:.4f})"
@@ -165,6 +176,11 @@ def main(args):
     setup_backend(args, resume_flags={"beta": "beta", "latent_dim": "latent"})  # --resume: flags left out
     world = getattr(args, "world", None)      # --distributed / mpiexec -n N: the MPI processes, else None
     root = world is None or world.is_root     # the process that prints and writes files
+    checkpoint = args.out / "checkpoint.npz"
+    if args.resume and not args.augment and checkpoint.exists():     # a resumed run keeps --augment
+        args.augment = bool(inspect_checkpoint(checkpoint).settings.get("augment", False))
+    if world and args.resume:   # rank 0 read the checkpoint (the others write to a scratch folder)
+        args.augment = world.bcast(args.augment if root else None)
     say = print if root else (lambda *_, **__: None)
     x_train, y_train, x_test, y_test = load_images(args, size=arch["size"], value_range=arch["range"])
     side = arch["size"]
@@ -180,16 +196,21 @@ def main(args):
 
     # Epoch e visits the training set in the order drawn from (seed, e): a resumed run sees
     # the batches an uninterrupted one would.
-    train_loader = DataLoader(x_train, batch_size=args.batch_size, shuffle=True, seed=args.seed)
+    # --augment: every batch flipped/rotated as drawn, from the loader's (seed, epoch) stream
+    augment = flip_rotate(side, fill=-1.0 if arch["range"] == "symmetric" else 0.0) if args.augment else None
+    if augment:
+        say("augmentation: each training batch rotated by U(-10°, 10°) and flipped left-right with "
+            "probability 0.5, per image (seeded per epoch)", flush=True)
+    train_loader = DataLoader(x_train, batch_size=args.batch_size, shuffle=True, seed=args.seed,
+                              transform=augment)
     test_set = x_test
     if world:   # data parallel (tinyae.distributed): each rank takes its slice of every batch,
         #         opt.step() first sums the ranks' gradients (one Allreduce; "sum": the loss is a batch sum)
         opt = distributed.DistributedOptimizer(opt, reduction="sum", world=world)
         train_loader = distributed.ShardedLoader(x_train, batch_size=args.batch_size, seed=args.seed,
-                                                 world=world)
+                                                 transform=augment, world=world)
         test_set = x_test[world.shard(len(x_test))]
     test_loader = DataLoader(test_set, batch_size=max(args.batch_size, 256), shuffle=False)
-    checkpoint = args.out / "checkpoint.npz"
     fixed = one_per_class(y_test, 8)                         # 8 test digits, one per class
     prior = np.random.default_rng(args.seed).standard_normal((64, args.latent_dim)).astype(np.float32)
 
@@ -297,7 +318,8 @@ def main(args):
         if root:
             figures(epoch)
             save_checkpoint(checkpoint, model, inner, epoch=epoch, history=history.records,   # atomic
-                            settings={"seed": args.seed, "batch_size": args.batch_size})
+                            settings={"seed": args.seed, "batch_size": args.batch_size,
+                                      **({"augment": True} if augment else {})})
     if world:
         world.barrier()             # the last checkpoint is on disk before any rank goes on
     if not root:
@@ -330,6 +352,9 @@ parser.add_argument("--arch", choices=list(ARCHS), default="tutorial",
                     help="; ".join(f"{k}: {v['builder']}, {v['epochs']} epochs, batch {v['batch_size']}, "
                                    f"latent dim {v['latent_dim']}" for k, v in ARCHS.items()))
 parser.add_argument("--beta", type=nonneg_float, default=1.0, help="weight of the KL term (β-VAE)")
+parser.add_argument("--augment", action="store_true",
+                    help="train on batches flipped left-right (p = 0.5) and rotated by up to ±10° per image, "
+                         "as the chapter's RandomHorizontalFlip(0.5) + RandomRotation(10); off by default")
 
 if __name__ == "__main__":
     run_cli(main, parser)
