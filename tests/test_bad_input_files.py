@@ -17,7 +17,7 @@ import pytest
 from tinyae import data, models, plot
 from tinyae._checks import DTypeError
 from tinyae.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
-from tinyae.data import DataLoader
+from tinyae.data import DataLoader, sources   # sources: the settings the tests patch
 from tinyae.optim import SGD, Adam
 from tinyae.train import TrainingError, TrainingInterrupted, fit
 
@@ -400,14 +400,14 @@ def isolated(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     for var in ("TINYAE_DATA", "TINYAE_OFFLINE", "TINYAE_MNIST_MIRROR"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(data, "SYSTEM_DIRS", {})
+    monkeypatch.setattr(sources, "SYSTEM_DIRS", {})
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{s.getsockname()[1]}/"
-    monkeypatch.setattr(data, "MIRRORS", {"mnist": [closed], "fashion-mnist": [closed]})
-    monkeypatch.setattr(data, "DOWNLOAD_TIMEOUT", 2.0)
-    monkeypatch.setattr(data, "_download_failures", {})
-    monkeypatch.setattr(data, "_fallback_announced", False)
+    monkeypatch.setattr(sources, "MIRRORS", {"mnist": [closed], "fashion-mnist": [closed]})
+    monkeypatch.setattr(sources, "DOWNLOAD_TIMEOUT", 2.0)
+    monkeypatch.setattr(sources, "_download_failures", {})
+    monkeypatch.setattr(sources, "_fallback_announced", False)
     return tmp_path
 
 
@@ -420,7 +420,7 @@ def test_one_split_of_full_mnist_is_not_mixed_with_the_embedded_other(mnist_dir,
                                                                       capsys, present):
     folder = isolated / "only"
     folder.mkdir()
-    for base in data._FILES[present]:
+    for base in sources._FILES[present]:
         os.symlink(mnist_dir / f"{base}.gz", folder / f"{base}.gz")
     monkeypatch.setenv("TINYAE_DATA", str(folder))
     monkeypatch.setenv("TINYAE_OFFLINE", "1")

