@@ -27,8 +27,12 @@ buffer, with three differences that only change speed:
   'tinyae[fast]'``): the rule as one compiled loop, each number read and written once
   (4 arrays in, 3 out, instead of the reference's 13 passes), on Numba's threads for large
   buffers; compiled on first use and cached on disk;
-* ``"blocks"`` (the default without Numba: NumPy only, points 1–3 above);
-* ``"reference"``: every step calls :meth:`~tinyae.optim.Adam.update` itself, subnormals and all.
+* ``"reference"`` (the default without Numba): every step calls
+  :meth:`~tinyae.optim.Adam.update` itself, subnormals and all;
+* ``"blocks"``: NumPy only, points 1–3 above.  Not the default: on the AMD EPYC the docs'
+  tables come from it took 1.6–2.3× *longer* than the reference for 457k parameters (its
+  flushes add six passes, and 28 blocks × 16 ufunc calls cost ~0.7 ms of call overhead);
+  it paid off on an Intel Xeon, where subnormal arithmetic is far slower.
 
 The environment variable ``TINYAE_OPTIM_ENGINE`` sets the initial choice.  Why these two
 (and not numexpr, which was measured too): docs/performance.md, "Adam's engine".  The GPU
@@ -73,9 +77,9 @@ def use(name: str) -> str:
 
 
 def current() -> str:
-    """The engine in use (first call: $TINYAE_OPTIM_ENGINE, else the first of available())."""
+    """The engine in use (first call: $TINYAE_OPTIM_ENGINE, else "numba" if installed, else "reference")."""
     if _state["engine"] is None:
-        use(os.environ.get("TINYAE_OPTIM_ENGINE") or available()[0])
+        use(os.environ.get("TINYAE_OPTIM_ENGINE") or ("numba" if "numba" in available() else "reference"))
     return _state["engine"]
 
 
