@@ -153,10 +153,12 @@ def main(args):
         rows = {"input": x_test, "corrupted": shown, "denoising AE": estimates["denoising-500"]}
         if cv2 is not None:
             rows.update({"Telea": estimates["telea"], "Navier-Stokes": estimates["ns"]})
-        what = ("half the pixels dropped" if kind == "pixels" else f"a grey {args.patch}x{args.patch} patch")
-        plot.save_image_grid(np.concatenate([r[fixed] for r in rows.values()]).reshape(-1, 28, 28),
-                             args.out / f"inpainting_{kind}.png", nrow=len(fixed), **SHOWN,
-                             title=f"{what}; rows: " + ", ".join(rows))
+        what = ("half the pixels dropped" if kind == "pixels" else f"a grey {args.patch}×{args.patch} patch")
+        plot.save_image_rows({label: r[fixed].reshape(-1, 28, 28) for label, r in rows.items()},
+                             args.out / f"inpainting_{kind}.png", **SHOWN,
+                             title=f"{what}: MSE inside it, denoising AE {table[kind]['denoising-500']:.3f}"
+                                   + (f", Telea {table[kind]['telea']:.3f}, NS {table[kind]['ns']:.3f}"
+                                      if cv2 is not None else ""))
 
     report = {"settings": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                            "p": P_DROP, "patch": args.patch, "radius": args.radius, "from": str(args.source or ""),

@@ -45,8 +45,9 @@ def test_inpainting_script_with_and_without_opencv(tmp_path):
     # (on dropped pixels it needs the full run's budget for that: docs/results.md)
     assert table["patch"]["denoising-500"] < table["patch"]["standard-500"]
     t = title_height(100)
-    for kind in ("pixels", "patch"):      # 5 rows of 10: input, corrupted, AE, Telea, NS
-        assert png_shape(out / f"inpainting_{kind}.png")[:2] == (2 * (5 * 28 + 6 * 2) + t, 2 * (10 * 28 + 11 * 2))
+    for kind in ("pixels", "patch"):      # 5 labelled rows of 10: input, corrupted, AE, Telea, NS
+        h, w = png_shape(out / f"inpainting_{kind}.png")[:2]
+        assert h == 2 * (5 * 28 + 6 * 2) + t and w > 2 * (10 * 28 + 11 * 2)
 
     # the same models (--from), with cv2 made unimportable: a one-line note, the AE rows only
     env = dict(os.environ, MPLBACKEND="Agg", TINYAE_OFFLINE="1", OPENBLAS_NUM_THREADS="1")

@@ -23,8 +23,8 @@ written pixel-exactly, without resampling: with N tiles of H×W pixels,
 Tile ``i`` sits at row ``i // ncol``, column ``i % ncol`` (row-major, image 0
 top-left), upright: image row 0 is the top of the tile.
 
-Functions: ``save_image_grid``, ``save_reconstructions``, ``save_samples``,
-``save_latent_scatter``, ``save_manifold``, ``save_interpolation``,
+Functions: ``save_image_grid``, ``save_reconstructions``, ``save_image_rows``, ``save_samples``,
+``save_latent_scatter``, ``save_latent_comparison``, ``save_manifold``, ``save_interpolation``,
 ``save_loss_curves``, ``save_filters``, ``save_filter_comparison``,
 ``save_histograms`` and ``save_roc`` (its AUC from :func:`tinyae.metrics.roc_auc`).
 """
@@ -54,7 +54,8 @@ from .pixeltext import with_title as _with_title
 __all__ = [
     "save_image_grid", "save_reconstructions", "save_samples", "save_latent_scatter",
     "save_manifold", "save_interpolation", "save_loss_curves", "save_filters",
-    "save_filter_comparison", "save_histograms", "save_roc", "title_height",
+    "save_filter_comparison", "save_histograms", "save_roc", "title_height", "save_image_rows",
+    "save_latent_comparison",
 ]
 
 PAD_COLOR = "#808080"      # grid lines between tiles: visible on black and on white tiles
@@ -287,6 +288,45 @@ def save_reconstructions(originals, reconstructions, path, n=8, title=None, nois
     return _save_rgba(_with_title(np.concatenate([labels, grid], axis=1), title, dpi), path, dpi)
 
 
+def save_image_rows(rows, path, n=None, title=None, *, cmap="gray", value_range=(0, 1), scale=2, pad=2,
+                    dpi=100):
+    """Labelled rows of images: ``rows`` is a dict {label: images} (or a list of (label, images)),
+    drawn top to bottom in that order, the first ``n`` images of each (default: as many as the
+    shortest row has).  Every row holds images of the same H×W, in the shapes
+    :func:`save_image_grid` takes; one ``value_range`` for all.
+
+    Output: the grid of (len(rows) × n) tiles exactly as :func:`save_image_grid` draws it
+    (height scale·(R·H + (R + 1)·pad)), with a white column on its left holding each row's label
+    (as wide as the longest label needs) and ``title_height(dpi)`` more pixels on top with a
+    title.  :func:`save_reconstructions` is the two- or three-row case.
+    """
+    _check_dpi(dpi)
+    items = list(rows.items()) if isinstance(rows, dict) else [tuple(r) for r in rows]
+    if not items or any(len(r) != 2 for r in items):
+        raise ValueError("rows must be a non-empty dict {label: images} or a list of (label, images) pairs")
+    arrays = [_as_images(images, f"rows[{str(label)!r}]") for label, images in items]
+    shapes = {a.shape[1:] for a in arrays}
+    if len(shapes) != 1:
+        raise ValueError("save_image_rows: image shapes differ: "
+                         + ", ".join(f"{label!r} {a.shape[1:]}" for (label, _), a in zip(items, arrays)))
+    shortest = min(a.shape[0] for a in arrays)
+    if n is None:
+        n = shortest
+    if not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    k = min(int(n), shortest)
+    labels = [str(label) for label, _ in items]
+    stack = np.concatenate([a[:k] for a in arrays], axis=0)
+    vmin, vmax = _value_range(stack, value_range)
+    grid = _to_uint8(_tile(_colorize(stack, cmap, vmin, vmax), nrow=k, pad=pad), scale)
+    h = arrays[0].shape[1]
+    label_w = max(_text_width(s, dpi) for s in labels) + 12
+    centres = [scale * (pad + r * (h + pad) + h / 2) for r in range(len(arrays))]
+    text = _render_text(label_w, grid.shape[0],
+                        [(label_w - 6, y, s, "right") for y, s in zip(centres, labels)], dpi)
+    return _save_rgba(_with_title(np.concatenate([text, grid], axis=1), title, dpi), path, dpi)
+
+
 # --------------------------------------------------------------------------
 # filters
 # --------------------------------------------------------------------------
@@ -497,30 +537,23 @@ def _class_colors(labels):
     raise ValueError(f"labels: at most 20 classes can be coloured, got labels up to {top}")
 
 
-def save_latent_scatter(z, labels, path, title=None, *, s=5.0, alpha=0.7, dpi=100):
-    """Codes ``z`` (N, k) coloured by digit label (N,) with the discrete tab10 colormap.
-
-    k = 2: a 2-D scatter (z1, z2); k = 3: a 3-D scatter (z1, z2, z3); k > 3: the
-    first two principal components of z (the axis labels say so, with the share
-    of variance each explains).  A colour bar has ticks 0–9.  ``labels=None``
-    draws every point in one colour.
-    """
-    _check_dpi(dpi)
+def _codes_and_labels(z, labels, name="z"):
+    """Check codes (N, k >= 2) and optional digit labels (N,): (float64 codes, int64 labels or None)."""
     z = np.asarray(to_numpy(z))
     if z.ndim != 2 or z.dtype.kind not in "fiu":
-        raise ValueError(f"z must be a numeric (N, k) array of codes, got shape {z.shape} dtype {z.dtype}")
+        raise ValueError(f"{name} must be a numeric (N, k) array of codes, got shape {z.shape} dtype {z.dtype}")
     z = z.astype(np.float64)
     n, k = z.shape
     if n == 0:
-        raise ValueError("z: no codes (N = 0)")
+        raise ValueError(f"{name}: no codes (N = 0)")
     if k < 2:
-        raise ValueError(f"z has k = {k} latent dimension(s); a latent scatter needs k >= 2")
+        raise ValueError(f"{name} has k = {k} latent dimension(s); a latent scatter needs k >= 2")
     if not np.all(np.isfinite(z)):
-        raise ValueError("z contains NaN or infinite values")
+        raise ValueError(f"{name} contains NaN or infinite values")
     if labels is not None:
         labels = np.asarray(to_numpy(labels))
         if labels.shape != (n,):
-            raise ValueError(f"labels must have shape (N,) = ({n},) to match z {z.shape}, "
+            raise ValueError(f"labels must have shape (N,) = ({n},) to match {name} {z.shape}, "
                              f"got {labels.shape}")
         if labels.dtype.kind == "f" and np.all(labels == np.round(labels)):
             labels = labels.astype(np.int64)
@@ -528,6 +561,47 @@ def save_latent_scatter(z, labels, path, title=None, *, s=5.0, alpha=0.7, dpi=10
             raise ValueError(f"labels must be non-negative integers (digit classes), got dtype "
                              f"{labels.dtype}")
         labels = labels.astype(np.int64)
+    return z, labels
+
+
+def _scatter_by_digit(ax, coords, labels, legend, kw):
+    """Points coloured by digit (tab10); ``legend``: one scatter per digit, each labelled for a
+    legend (the last digit drawn on top); else one scatter for a colour bar (returned)."""
+    if labels is None:
+        return ax.scatter(*coords.T, color="tab:blue", **kw)
+    cmap, n_classes = _class_colors(labels)
+    if legend:
+        for c in np.unique(labels):
+            ax.scatter(*coords[labels == c].T, color=cmap(int(c)), label=str(int(c)), **kw)
+        return None
+    norm = mcolors.BoundaryNorm(np.arange(n_classes + 1) - 0.5, n_classes)
+    return ax.scatter(*coords.T, c=labels, cmap=cmap, norm=norm, **kw)
+
+
+def _digit_legend(ax, title="digit"):
+    """A legend right of ``ax`` (of a 3-D axes: clear of its z label), one opaque, enlarged
+    marker per digit."""
+    x = 1.1 if hasattr(ax, "get_zlim") else 1.02
+    leg = ax.legend(title=title, loc="upper left", bbox_to_anchor=(x, 1.0), borderaxespad=0.0,
+                    markerscale=3.0, frameon=False, handletextpad=0.2)
+    for handle in getattr(leg, "legend_handles", None) or getattr(leg, "legendHandles", []):
+        handle.set_alpha(1.0)
+    return leg
+
+
+def save_latent_scatter(z, labels, path, title=None, *, s=5.0, alpha=0.7, legend=False, dpi=100):
+    """Codes ``z`` (N, k) coloured by digit label (N,) with the discrete tab10 colormap.
+
+    k = 2: a 2-D scatter (z1, z2); k = 3: a 3-D scatter (z1, z2, z3); k > 3: the
+    first two principal components of z (the axis labels say so, with the share
+    of variance each explains).  A colour bar has ticks 0–9, or with ``legend=True``
+    a legend has one entry per digit (the 14×14 chapter's figure; each digit's points
+    drawn in turn, so the last digit lies on top).  ``labels=None`` draws every point
+    in one colour.  Size: 720×560 pixels for k = 3, 640×560 otherwise.
+    """
+    _check_dpi(dpi)
+    z, labels = _codes_and_labels(z, labels)
+    n, k = z.shape
 
     if k > 3:
         centred = z - z.mean(axis=0)
@@ -544,13 +618,12 @@ def save_latent_scatter(z, labels, path, title=None, *, s=5.0, alpha=0.7, dpi=10
     fig.set_layout_engine("constrained")
     ax = fig.add_subplot(projection="3d" if k == 3 else None)
     kw = dict(s=s, alpha=alpha, linewidths=0)
-    if labels is None:
-        sc = ax.scatter(*coords.T, color="tab:blue", **kw)
-    else:
-        cmap, n_classes = _class_colors(labels)
-        norm = mcolors.BoundaryNorm(np.arange(n_classes + 1) - 0.5, n_classes)
-        sc = ax.scatter(*coords.T, c=labels, cmap=cmap, norm=norm, **kw)
-        cbar = fig.colorbar(sc, ax=ax, ticks=np.arange(n_classes), shrink=0.7 if k == 3 else 1.0)
+    sc = _scatter_by_digit(ax, coords, labels, legend, kw)
+    if labels is not None and legend:
+        _digit_legend(ax)
+    elif labels is not None:
+        cbar = fig.colorbar(sc, ax=ax, ticks=np.arange(_class_colors(labels)[1]),
+                            shrink=0.7 if k == 3 else 1.0)
         cbar.set_label("label")
         cbar.solids.set_alpha(1)
     ax.set_xlabel(axis_labels[0])
@@ -559,6 +632,63 @@ def save_latent_scatter(z, labels, path, title=None, *, s=5.0, alpha=0.7, dpi=10
         ax.set_zlabel(axis_labels[2])
     if title is not None:
         ax.set_title(str(title))
+    return _save_figure(fig, path, dpi)
+
+
+def save_latent_comparison(codes, labels, path, titles=None, title=None, *, s=5.0, alpha=0.7,
+                           legend=True, dpi=100):
+    """The latent spaces of several models side by side, **on the same axes**.
+
+    codes: a list of P arrays (N, k), one per model, all with the same k = 2 or 3 and the
+    same N — row i of each the code of the same input (e.g. the AE's codes and the VAE's
+    means μ of the same test digits).  labels: (N,) digit labels or None.  titles: one per
+    panel.  Every panel gets the same limits on each coordinate — the range of all panels'
+    codes on it, 5 % margin — and 3-D panels the same view, so a compact latent space looks
+    compact beside a spread one (the 14×14 chapter's AE-vs-VAE argument).  A legend per digit
+    beside the last panel (``legend=False``: a colour bar).  Size: 640·P × 560 pixels.
+    """
+    _check_dpi(dpi)
+    if isinstance(codes, np.ndarray) or not isinstance(codes, (list, tuple)) or not codes:
+        raise ValueError("codes must be a non-empty list of (N, k) arrays, one per model")
+    shapes = {np.shape(to_numpy(z)) for z in codes}
+    if len(shapes) != 1:
+        raise ValueError(f"codes: every model's codes must have the same shape (the same N inputs, the same "
+                         f"k), got {sorted(shapes)}")
+    checked = [_codes_and_labels(z, labels, f"codes[{i}]") for i, z in enumerate(codes)]
+    n, k = checked[0][0].shape
+    if k > 3:
+        raise ValueError(f"codes have k = {k} dimensions; save_latent_comparison draws 2-D or 3-D codes "
+                         "(project them first, the same projection for every model)")
+    labels = checked[0][1]
+    titles = [None] * len(checked) if titles is None else [str(t) for t in titles]
+    if len(titles) != len(checked):
+        raise ValueError(f"titles: {len(titles)} titles for {len(checked)} panels")
+    every = np.concatenate([z for z, _ in checked])
+    lo, hi = every.min(axis=0), every.max(axis=0)
+    margin = 0.05 * np.maximum(hi - lo, 1e-12)
+    lo, hi = lo - margin, hi + margin
+
+    fig = _new_figure(640 * len(checked), 560, dpi)
+    fig.set_layout_engine("constrained")
+    kw = dict(s=s, alpha=alpha, linewidths=0)
+    for i, ((z, _), name) in enumerate(zip(checked, titles)):
+        ax = fig.add_subplot(1, len(checked), i + 1, projection="3d" if k == 3 else None)
+        sc = _scatter_by_digit(ax, z, labels, legend, kw)
+        for axis, a, b, label in zip("xyz", lo, hi, ("z1", "z2", "z3")):
+            getattr(ax, f"set_{axis}lim")(a, b)
+            getattr(ax, f"set_{axis}label")(label)
+        if name is not None:
+            ax.set_title(name)
+        if i == len(checked) - 1 and labels is not None:
+            if legend:
+                _digit_legend(ax)
+            else:
+                cbar = fig.colorbar(sc, ax=ax, ticks=np.arange(_class_colors(labels)[1]),
+                                    shrink=0.7 if k == 3 else 1.0)
+                cbar.set_label("label")
+                cbar.solids.set_alpha(1)
+    if title is not None:
+        fig.suptitle(str(title))
     return _save_figure(fig, path, dpi)
 
 
