@@ -677,6 +677,7 @@ def save_latent_comparison(codes, labels, path, titles=None, title=None, *, s=5.
         for axis, a, b, label in zip("xyz", lo, hi, ("z1", "z2", "z3")):
             getattr(ax, f"set_{axis}lim")(a, b)
             getattr(ax, f"set_{axis}label")(label)
+            getattr(ax, f"{axis}axis").set_major_locator(MaxNLocator(5))     # tick labels that do not collide
         if name is not None:
             ax.set_title(name)
         if i == len(checked) - 1 and labels is not None:
