@@ -35,7 +35,6 @@ Losses are averages over pixels (and samples).  Figures in --out (default result
     python examples/ae_mnist.py --arch 784-250-16 --epochs 10
     python examples/ae_mnist.py --augment --out results/ae_mnist_augment     # the chapter's training
 """
-# common first: it sets the BLAS threads
 from common import (arch_defaults, done, flip_rotate, fit_options, load_images, make_parser, n_params,
                     one_per_class, run, run_cli, save_loss_curves, setup_backend)
 

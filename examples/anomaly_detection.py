@@ -21,12 +21,12 @@ Figures in --out (default results/anomaly_detection/):
                 with the highest scores and their reconstructions), loss_curves.png, checkpoint.npz
 """
 from common import (done, fit_options, load_images, make_parser, n_params, one_per_class, run,
-                    run_cli, save_loss_curves, setup_backend, UsageError)  # first: it sets the BLAS threads
+                    run_cli, save_loss_curves, setup_backend, UsageError)
 import argparse
 
 import numpy as np
 
-from tinyae import models, plot
+from tinyae import metrics, models, plot
 from tinyae.optim import Adam
 from tinyae.train import fit
 
@@ -86,7 +86,7 @@ def main(args):
 
     def each_epoch(epoch, model, history):
         if both:
-            auc = plot.roc_auc(scores(model), is_anomaly)
+            auc = metrics.roc_auc(scores(model), is_anomaly)
             print(f"  test ROC AUC after epoch {epoch}: {auc:.4f}", flush=True)
         plot.save_reconstructions(x_test[fixed], run(model.forward, x_test[fixed]),
                                   args.out / f"reconstruction_{epoch}.png", n=len(fixed),

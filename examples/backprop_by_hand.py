@@ -8,7 +8,7 @@ parameters' ``.grad``; then ``opt.step()``.  Prints the loss as it falls.
 
     python examples/backprop_by_hand.py --epochs 2
 """
-from common import done, load_images, make_parser, run_cli, setup_backend  # first: it sets the BLAS threads
+from common import done, load_images, make_parser, run_cli, setup_backend
 import numpy as np
 
 import tinyae.nn as nn

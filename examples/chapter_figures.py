@@ -30,7 +30,7 @@ results/chapter_figures/):
         --vae results/vae_mnist/checkpoint.npz         # figures of models trained already
 """
 from common import (UsageError, done, fit_options, flip_rotate, load_images, make_parser, n_params,
-                    one_per_class, run, run_cli, setup_backend)  # first: it sets the BLAS threads
+                    one_per_class, run, run_cli, setup_backend)
 import argparse
 import json
 import pathlib

@@ -31,7 +31,7 @@ checkpoint_transposed.npz, checkpoint_upsample.npz.
     python examples/checkerboard.py --epochs 1 --limit 600 --data embedded   # a quick look
 """
 from common import (done, fit_options, load_images, make_parser, n_params, one_per_class, positive_int,
-                    run, run_cli, setup_backend)  # first: it sets the BLAS threads
+                    run, run_cli, setup_backend)
 import json
 import time
 

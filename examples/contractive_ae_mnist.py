@@ -15,7 +15,7 @@ Figures in --out (default results/contractive_ae_mnist/):
                 loss_curves.png, checkpoint.npz (contractive AE) and checkpoint_plain.npz
 """
 from common import (done, fit_options, load_images, make_parser, n_params, nonneg_float, one_per_class,
-                    run, run_cli, save_loss_curves, setup_backend)  # first: it sets the BLAS threads
+                    run, run_cli, save_loss_curves, setup_backend)
 import numpy as np
 
 from tinyae import models, plot

@@ -34,7 +34,7 @@ Figures in --out (default results/conv_ae_mnist/) — the tutorial's, and a few 
     python examples/conv_ae_mnist.py --decoder transposed --epochs 3 --batch-size 64
 """
 from common import (done, explicit, fit_options, load_images, make_parser, n_params, one_per_class, run,
-                    run_cli, save_loss_curves, setup_backend)  # first: it sets the BLAS threads
+                    run_cli, save_loss_curves, setup_backend)
 import numpy as np
 
 from keras_figures import Progress, tutorial_figures

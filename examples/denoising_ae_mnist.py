@@ -17,7 +17,7 @@ Figures in --out (default results/denoising_ae_mnist/):
     python examples/denoising_ae_mnist.py --noise mask --epochs 30
 """
 from common import (done, fit_options, load_images, make_parser, n_params, nonneg_float, one_per_class,
-                    run, run_cli, save_loss_curves, setup_backend)  # first: it sets the BLAS threads
+                    run, run_cli, save_loss_curves, setup_backend)
 import numpy as np
 
 from tinyae import data, models, plot

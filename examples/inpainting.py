@@ -35,7 +35,7 @@ Written to --out (default results/inpainting/):
     python examples/inpainting.py --from results/nyu_autoencoders     # reuse the NYU script's models
 """
 from common import (UsageError, done, fit_options, load_images, make_parser, n_params, one_per_class, run,
-                    run_cli, setup_backend, positive_int)  # first: it sets the BLAS threads
+                    run_cli, setup_backend, positive_int)
 import json
 import pathlib
 import time

@@ -23,7 +23,7 @@ Figures in --out (default results/linear_ae_vs_pca/):
                 checkpoint.npz (untied AE) and checkpoint_tied.npz
 """
 from common import (done, fit_options, load_images, make_parser, n_params, one_per_class, run,
-                    run_cli, save_loss_curves, setup_backend, UsageError)  # first: it sets the BLAS threads
+                    run_cli, save_loss_curves, setup_backend, UsageError)
 import numpy as np
 from scipy.linalg import subspace_angles
 

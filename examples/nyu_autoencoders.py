@@ -27,7 +27,7 @@ Written to --out (default results/nyu_autoencoders/):
     python examples/nyu_autoencoders.py --epochs 1 --limit 1000 --data embedded   # a quick look
 """
 from common import (done, fit_options, load_images, make_parser, n_params, one_per_class, run, run_cli,
-                    setup_backend)  # first: it sets the BLAS threads
+                    setup_backend)
 import json
 import time
 

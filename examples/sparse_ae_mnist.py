@@ -20,7 +20,7 @@ Figures in --out (default results/sparse_ae_mnist/):
                 checkpoint.npz (sparse AE) and checkpoint_plain.npz
 """
 from common import (done, fit_options, load_images, make_parser, n_params, nonneg_float, one_per_class,
-                    open_unit, run, run_cli, save_loss_curves, setup_backend)  # first: it sets the BLAS threads
+                    open_unit, run, run_cli, save_loss_curves, setup_backend)
 from tinyae import models, plot
 from tinyae.optim import Adam
 from tinyae.train import fit

@@ -26,7 +26,7 @@ Losses are Keras's: per sample (784 × mean BCE + KL), averaged over the batch.
     python examples/vae2d_keras.py --parameterisation keras --grid-range quantile
 """
 from common import (UsageError, decoder_fn, fit_options, load_images, make_parser, n_params,
-                    one_per_class, run, run_cli, save_loss_curves, setup_backend)  # first: BLAS threads
+                    one_per_class, run, run_cli, save_loss_curves, setup_backend)
 import numpy as np
 
 from tinyae import models, plot

@@ -33,7 +33,6 @@ and the KL shown separately.  Figures in --out (default results/vae_mnist/):
     python examples/vae_mnist.py --augment --out results/vae_mnist_augment   # the chapter's training
     python examples/vae_mnist.py --backend cupy --epochs 40 --resume
 """
-# common first: it sets the BLAS threads before NumPy is imported
 from common import (arch_defaults, decoder_fn, done, flip_rotate, load_images, make_parser, n_params,
                     nonneg_float, one_per_class, run, run_cli, save_loss_curves, setup_backend)
 import time

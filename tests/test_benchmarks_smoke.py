@@ -144,3 +144,15 @@ def test_gpu_check_plans_the_matching_cupy_and_writes_its_table(train_speed):  #
     md = gpu_check.markdown(report)
     assert "DRY RUN" in md and "| conv AE | 64 | 2.00 | 3.00 | — | 1.50 (1.25–1.75) | — |" in md
     assert "| --backend numpy | skipped (time budget) |" in md
+
+
+def test_input_grad_benchmark_runs_and_compares_both_sides():
+    """benchmarks/input_grad.py: marked batches skip the first layer's dL/dx, unmarked ones not."""
+    script = SCRIPT.parent / "input_grad.py"
+    proc = subprocess.run([sys.executable, str(script), "--repeat", "2", "--steps", "2", "--settle", "0",
+                           "--batch", "16"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("marked (no dL/dx)") and lines[1].startswith("unmarked (dL/dx computed)")
+    ratio = float(lines[2].split(":")[1].split()[0])
+    assert 0.1 < ratio < 10

@@ -1,0 +1,82 @@
+#!/usr/bin/env python
+"""What skipping dL/dx of the data saves: a plain ``nn.Sequential`` model trained the README's
+way, on batches marked as data (what a DataLoader yields: no dL/dx of the input) against the
+same batches unmarked (the whole chain, dL/dx included), interleaved rounds, same process.
+
+    python benchmarks/input_grad.py --threads 1          # 784-250-16 / 16-320-784, batch 200
+
+Prints the step time of each side (median and min–max over the rounds) and the per-round
+ratio unmarked/marked; above 1, the skip is faster.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tinyae import backend, nn  # noqa: E402
+from tinyae.losses import MSELoss  # noqa: E402
+from tinyae.optim import Adam  # noqa: E402
+
+
+def build(seed):
+    rng = np.random.default_rng(seed)
+    encoder = nn.Sequential(nn.Linear(784, 250, rng=rng), nn.ReLU(), nn.Linear(250, 16, rng=rng), nn.Tanh())
+    decoder = nn.Sequential(nn.Linear(16, 320, rng=rng), nn.ReLU(), nn.Linear(320, 784, rng=rng), nn.Sigmoid())
+    opt = Adam(encoder.parameters() + decoder.parameters(), lr=1e-3)
+    return encoder, decoder, opt, MSELoss()
+
+
+def steps(model, batches, n):
+    encoder, decoder, opt, loss_fn = model
+    t = time.perf_counter()
+    for i in range(n):
+        x = batches[i % len(batches)]
+        loss_fn(decoder(encoder(x)), x)
+        opt.zero_grad()
+        encoder.backward(decoder.backward(loss_fn.backward()))
+        opt.step()
+    return (time.perf_counter() - t) / n
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=200)
+    ap.add_argument("--steps", type=int, default=60, help="steps per round")
+    ap.add_argument("--repeat", type=int, default=9, help="rounds")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--settle", type=float, default=0.2)
+    args = ap.parse_args(argv)
+    backend.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    marked = [nn.mark_as_data(rng.random((args.batch, 784), dtype=np.float32)) for _ in range(4)]
+    unmarked = [x.copy() for x in marked]           # the same values, not marked
+    sides = {"marked (no dL/dx)": (build(1), marked), "unmarked (dL/dx computed)": (build(1), unmarked)}
+    for model, batches in sides.values():
+        steps(model, batches, 10)                    # warm-up
+    rounds = {k: [] for k in sides}
+    for r in range(args.repeat):
+        for name in (list(sides) if r % 2 == 0 else list(sides)[::-1]):
+            time.sleep(args.settle)
+            rounds[name].append(steps(*sides[name], args.steps))
+    for name, ms in rounds.items():
+        ms = [1e3 * t for t in ms]
+        print(f"{name:28s} {statistics.median(ms):6.2f} ms per step ({min(ms):.2f}–{max(ms):.2f})")
+    a, b = rounds.values()
+    ratio = [u / m for m, u in zip(a, b)]
+    print(f"unmarked/marked per round: {statistics.median(ratio):.3f} ({min(ratio):.3f}–{max(ratio):.3f}); "
+          f"batch {args.batch}, {args.threads} thread(s), {args.repeat} rounds of {args.steps} steps")
+    assert sides["marked (no dL/dx)"][0][0][0].needs_input_grad is False
+    assert sides["unmarked (dL/dx computed)"][0][0][0].needs_input_grad is True
+
+
+if __name__ == "__main__":
+    main()
