@@ -276,16 +276,20 @@ def save_reconstructions(originals, reconstructions, path, n=8, title=None, nois
     row_labels = [str(s) for s in row_labels]
     if len(row_labels) != len(arrays):
         raise ValueError(f"row_labels: {len(row_labels)} labels for {len(arrays)} rows")
+    return _save_labelled_rows(arrays, row_labels, k, path, title, cmap, value_range, pad, scale, dpi)
+
+
+def _save_labelled_rows(arrays, labels, k, path, title, cmap, value_range, pad, scale, dpi):
+    """The first ``k`` images of each array as one row, a label column on the left, a title."""
     stack = np.concatenate([a[:k] for a in arrays], axis=0)
     vmin, vmax = _value_range(stack, value_range)
-    grid = _tile(_colorize(stack, cmap, vmin, vmax), nrow=k, pad=pad)
-    grid = _to_uint8(grid, scale)
+    grid = _to_uint8(_tile(_colorize(stack, cmap, vmin, vmax), nrow=k, pad=pad), scale)
     h = arrays[0].shape[1]
-    label_w = max(_text_width(s, dpi) for s in row_labels) + 12
+    label_w = max(_text_width(s, dpi) for s in labels) + 12
     centres = [scale * (pad + r * (h + pad) + h / 2) for r in range(len(arrays))]
-    labels = _render_text(label_w, grid.shape[0],
-                          [(label_w - 6, y, s, "right") for y, s in zip(centres, row_labels)], dpi)
-    return _save_rgba(_with_title(np.concatenate([labels, grid], axis=1), title, dpi), path, dpi)
+    text = _render_text(label_w, grid.shape[0],
+                        [(label_w - 6, y, s, "right") for y, s in zip(centres, labels)], dpi)
+    return _save_rgba(_with_title(np.concatenate([text, grid], axis=1), title, dpi), path, dpi)
 
 
 def save_image_rows(rows, path, n=None, title=None, *, cmap="gray", value_range=(0, 1), scale=2, pad=2,
@@ -316,15 +320,7 @@ def save_image_rows(rows, path, n=None, title=None, *, cmap="gray", value_range=
         raise ValueError(f"n must be a positive integer, got {n!r}")
     k = min(int(n), shortest)
     labels = [str(label) for label, _ in items]
-    stack = np.concatenate([a[:k] for a in arrays], axis=0)
-    vmin, vmax = _value_range(stack, value_range)
-    grid = _to_uint8(_tile(_colorize(stack, cmap, vmin, vmax), nrow=k, pad=pad), scale)
-    h = arrays[0].shape[1]
-    label_w = max(_text_width(s, dpi) for s in labels) + 12
-    centres = [scale * (pad + r * (h + pad) + h / 2) for r in range(len(arrays))]
-    text = _render_text(label_w, grid.shape[0],
-                        [(label_w - 6, y, s, "right") for y, s in zip(centres, labels)], dpi)
-    return _save_rgba(_with_title(np.concatenate([text, grid], axis=1), title, dpi), path, dpi)
+    return _save_labelled_rows(arrays, labels, k, path, title, cmap, value_range, pad, scale, dpi)
 
 
 # --------------------------------------------------------------------------
