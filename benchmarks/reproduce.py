@@ -51,6 +51,9 @@ is the published figures above):
   (784-h tanh / h-784 tanh, MSE, batch 256, pixels in [−1, 1]); the denoising one is trained
   on x ⊙ m / (1 − p) with the notebook's nn.Dropout() masks (p = ½, values {0, 2}): the 0/1
   mask m of each step is drawn on the host from ``default_rng([S, e, 9])`` and given to both.
+* ``survey-conv-transposed`` / ``survey-conv-upsample``: examples/checkerboard.py's two conv
+  AEs (``conv-ae-transposed``, ``conv-ae-upsample``; code 8×7×7, ReLU, sigmoid output, MSE,
+  batch 64, Adam 1e-3), each against its PyTorch twin (ConvTranspose2d / Upsample + Conv2d).
 
     python benchmarks/reproduce.py --only dense-196-64-16 dense-196-64-16-augment vae-196-64-16 \
         vae-196-64-16-augment --threads 1 --json augment.json
@@ -208,6 +211,16 @@ SETUPS = {s.name: s for s in [
                "clean test digits.",
           kwargs={"sizes": [784, 500], "code_activation": "tanh", "output": "tanh", "loss": "mse",
                   "corruption": ["dropout", 0.5]}),
+    Setup("survey-conv-transposed", "Conv AE 16@14×14-8@7×7, ConvTranspose2d up (OpenGenus survey)", 64, 3,
+          "per-pixel MSE", "image28", [Published("train", 3, None), Published("test", 3, None)],
+          source="OpenGenus survey's transposed-convolution decoder, as examples/checkerboard.py trains it "
+                 "(3 epochs there); no number published",
+          builder="conv-ae-transposed", kwargs={"channels": [16, 8]}, default=False),
+    Setup("survey-conv-upsample", "Conv AE 16@14×14-8@7×7, Upsample(2) + Conv2d up (OpenGenus survey)", 64, 3,
+          "per-pixel MSE", "image28", [Published("train", 3, None), Published("test", 3, None)],
+          source="OpenGenus survey's upsample + convolution decoder, as examples/checkerboard.py trains it "
+                 "(3 epochs there); no number published",
+          builder="conv-ae-upsample", kwargs={"channels": [16, 8]}, default=False),
 ]}
 REF_NAMES = {"torch": "PyTorch", "keras": "Keras"}
 
