@@ -23,6 +23,7 @@ import sys
 from argparse import Namespace
 
 import numpy as np
+import threadpoolctl
 import pytest
 
 from tinyae import models
@@ -134,13 +135,13 @@ def test_main_job_end_to_end_resumes_bit_for_bit_and_equals_fit(tmp_path, mnist_
     """1 epoch, then --resume to 2 (β taken from the checkpoint): figures, checkpoint, and the
     parameters, Adam state, ε's generator and history of fit's uninterrupted 2 epochs."""
     out = tmp_path / "run"
-    proc = run_script("vae_mnist", tmp_path, mnist_dir, out, "--epochs", "1", "--beta", "0.5")
+    proc = run_script("vae_mnist", tmp_path, mnist_dir, out, "--epochs", "1", "--beta", "0.5", "--threads", "1")
     first = [x for x in proc.stdout.splitlines() if x.startswith("epoch ")]
     assert len(first) == 1 and re.match(r"epoch 1/1  train [\d.]+ \(recon [\d.]+, kl [\d.]+\)  "
                                         r"test [\d.]+ \(recon [\d.]+, kl [\d.]+\)  \([\d.]+ s\)$", first[0])
     assert int(contents(out / "checkpoint.npz")["epoch"]) == 1
 
-    proc = run_script("vae_mnist", tmp_path, mnist_dir, out, "--epochs", "2", "--resume")
+    proc = run_script("vae_mnist", tmp_path, mnist_dir, out, "--epochs", "2", "--resume", "--threads", "1")
     assert "resumed from" in proc.stdout and "after epoch 1" in proc.stdout
     assert "epoch 1/2" not in proc.stdout and "epoch 2/2  train" in proc.stdout
     for name in ["reconstruction_1.png", "reconstruction_2.png", "sample_1.png", "sample_2.png",
@@ -156,8 +157,11 @@ def test_main_job_end_to_end_resumes_bit_for_bit_and_equals_fit(tmp_path, mnist_
     from common import load_images
     x_train, _, x_test, _ = load_images(Namespace(data="full", limit=LIMIT), size=14, value_range="symmetric")
     model = models.build("vae-196-64-16", latent=3, beta=0.5, seed=0)
-    fit(model, Adam(model.parameters(), lr=1e-3), x_train, x_test, epochs=2, batch_size=64, seed=0,
-        checkpoint=tmp_path / "fit.npz", progress=False, log=None)
+    # on the script's BLAS thread count (one, its default): a float32 GEMM's rounding may depend
+    # on how many threads split it (seen with NumPy 1.23's OpenBLAS 0.3.20)
+    with threadpoolctl.threadpool_limits(limits=1):
+        fit(model, Adam(model.parameters(), lr=1e-3), x_train, x_test, epochs=2, batch_size=64, seed=0,
+            checkpoint=tmp_path / "fit.npz", progress=False, log=None)
     assert_same(mine, contents(tmp_path / "fit.npz"))
 
 
