@@ -5,8 +5,9 @@ same batches unmarked (the whole chain, dL/dx included), interleaved rounds, sam
 
     python benchmarks/input_grad.py --threads 1          # 784-250-16 / 16-320-784, batch 200
 
-Prints the step time of each side (median and min–max over the rounds) and the per-round
-ratio unmarked/marked; above 1, the skip is faster.
+Prints the machine (read from the system), then for the fresh models and again after
+``--train-steps`` untimed steps (the trained regime) the step time of each side (median and
+min–max over the rounds) and the per-round ratio unmarked/marked; above 1, the skip is faster.
 """
 from __future__ import annotations
 
@@ -19,12 +20,14 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _p in (ROOT, ROOT / "benchmarks"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
 
 from tinyae import backend, nn  # noqa: E402
 from tinyae.losses import MSELoss  # noqa: E402
 from tinyae.optim import Adam  # noqa: E402
+from train_speed import machine_info, machine_lines  # noqa: E402  (the machine, read from the system)
 
 
 def build(seed):
@@ -54,29 +57,36 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=9, help="rounds")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--settle", type=float, default=0.2)
+    ap.add_argument("--train-steps", type=int, default=300, help="untimed steps before the trained regime")
     args = ap.parse_args(argv)
     backend.set_num_threads(args.threads)
+    for line in machine_lines(machine_info(args.threads, False)):
+        print(f"# {line}")
     rng = np.random.default_rng(0)
     marked = [nn.mark_as_data(rng.random((args.batch, 784), dtype=np.float32)) for _ in range(4)]
     unmarked = [x.copy() for x in marked]           # the same values, not marked
     sides = {"marked (no dL/dx)": (build(1), marked), "unmarked (dL/dx computed)": (build(1), unmarked)}
     for model, batches in sides.values():
         steps(model, batches, 10)                    # warm-up
-    rounds = {k: [] for k in sides}
-    for r in range(args.repeat):
-        for name in (list(sides) if r % 2 == 0 else list(sides)[::-1]):
-            time.sleep(args.settle)
-            rounds[name].append(steps(*sides[name], args.steps))
-    for name, ms in rounds.items():
-        ms = [1e3 * t for t in ms]
-        print(f"{name:28s} {statistics.median(ms):6.2f} ms per step ({min(ms):.2f}–{max(ms):.2f})")
-    a, b = rounds.values()
-    ratio = [u / m for m, u in zip(a, b)]
-    print(f"unmarked/marked per round: {statistics.median(ratio):.3f} ({min(ratio):.3f}–{max(ratio):.3f}); "
-          f"batch {args.batch}, {args.threads} thread(s), {args.repeat} rounds of {args.steps} steps")
+    for regime in ("fresh", "trained"):
+        if regime == "trained":
+            for model, batches in sides.values():
+                steps(model, batches, args.train_steps)
+        rounds = {k: [] for k in sides}
+        for r in range(args.repeat):
+            for name in (list(sides) if r % 2 == 0 else list(sides)[::-1]):
+                time.sleep(args.settle)              # the BLAS threads of the other side settle
+                rounds[name].append(steps(*sides[name], args.steps))
+        print(f"{regime}:")
+        for name, ms in rounds.items():
+            ms = [1e3 * t for t in ms]
+            print(f"  {name:28s} {statistics.median(ms):6.2f} ms per step ({min(ms):.2f}–{max(ms):.2f})")
+        a, b = rounds.values()
+        ratio = [u / m for m, u in zip(a, b)]
+        print(f"  unmarked/marked per round: {statistics.median(ratio):.3f} ({min(ratio):.3f}–{max(ratio):.3f}); "
+              f"batch {args.batch}, {args.threads} thread(s), {args.repeat} rounds of {args.steps} steps")
     assert sides["marked (no dL/dx)"][0][0][0].needs_input_grad is False
     assert sides["unmarked (dL/dx computed)"][0][0][0].needs_input_grad is True
-
 
 if __name__ == "__main__":
     main()

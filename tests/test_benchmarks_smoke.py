@@ -150,9 +150,12 @@ def test_input_grad_benchmark_runs_and_compares_both_sides():
     """benchmarks/input_grad.py: marked batches skip the first layer's dL/dx, unmarked ones not."""
     script = SCRIPT.parent / "input_grad.py"
     proc = subprocess.run([sys.executable, str(script), "--repeat", "2", "--steps", "2", "--settle", "0",
-                           "--batch", "16"], capture_output=True, text=True, timeout=120)
+                           "--batch", "16", "--train-steps", "3"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
-    assert lines[0].startswith("marked (no dL/dx)") and lines[1].startswith("unmarked (dL/dx computed)")
-    ratio = float(lines[2].split(":")[1].split()[0])
-    assert 0.1 < ratio < 10
+    assert proc.stdout.startswith("# CPU: ")                       # the machine, from the system
+    lines = [x.strip() for x in proc.stdout.splitlines() if not x.startswith("#")]
+    for regime, at in (("fresh", 0), ("trained", 4)):
+        assert lines[at] == f"{regime}:"
+        assert lines[at + 1].startswith("marked (no dL/dx)") and lines[at + 2].startswith("unmarked (dL/dx computed)")
+        ratio = float(lines[at + 3].split(":")[1].split()[0])
+        assert 0.1 < ratio < 10
