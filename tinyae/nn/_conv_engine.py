@@ -161,17 +161,21 @@ def _products_over_bands(xpad, kh, kw, stride, out_hw, w_mat=None, dy_cols=None)
     (oh, ow), n = out_hw, xpad.shape[3]
     y = None if w_mat is None else xp.empty((w_mat.shape[0], oh, ow * n), dtype=xp.result_type(w_mat, xpad))
     dy_rows = None if dy_cols is None else dy_cols.reshape(dy_cols.shape[0], oh, ow * n)
-    dw = None
+    dw_t = None
     for r0, r1, cols in im2col_bands(xpad, kh, kw, stride, out_hw):
         if w_mat is not None:
             y[:, r0:r1] = _gemm(w_mat, cols).reshape(w_mat.shape[0], r1 - r0, ow * n)
         if dy_cols is not None:
-            part = _gemm(dy_rows[:, r0:r1].reshape(dy_rows.shape[0], -1), cols.T)
-            if dw is None:
-                dw = part
+            # dwᵀ = cols @ dy_bandᵀ (C*KH*KW, G), not dw = dy_band @ colsᵀ: the same numbers,
+            # but with G (the filters: 1..16 here) as the *narrow* side of the output, OpenBLAS
+            # ran these long-inner-dimension products 1.7-3× faster (e.g. 8×11200 by 11200×144:
+            # 1.05 → 0.57 ms on 1 thread, 0.61 → 0.35 ms on 2).
+            part = _gemm(cols, dy_rows[:, r0:r1].reshape(dy_rows.shape[0], -1).T)
+            if dw_t is None:
+                dw_t = part
             else:
-                dw += part
-    return (None if y is None else y.reshape(y.shape[0], -1)), dw
+                dw_t += part
+    return (None if y is None else y.reshape(y.shape[0], -1)), (None if dw_t is None else dw_t.T)
 
 
 def conv2d_chwn(xpad, w, stride, out_hw, dy_cols=None):

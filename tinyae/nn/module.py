@@ -67,15 +67,18 @@ class Module:
 
     # -- registration -----------------------------------------------------
     def __setattr__(self, name, value):
-        if "_parameters" not in self.__dict__:
+        d = self.__dict__
+        if "_parameters" not in d:
             raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() first")
-        params, modules = self._parameters, self._modules
-        params.pop(name, None)
-        modules.pop(name, None)
-        if isinstance(value, Parameter):
-            params[name] = value
-        elif isinstance(value, Module):
-            modules[name] = value
+        params, modules = d["_parameters"], d["_modules"]
+        if isinstance(value, (Parameter, Module)) or name in params or name in modules:
+            params.pop(name, None)
+            modules.pop(name, None)
+            if isinstance(value, Parameter):
+                params[name] = value
+            elif isinstance(value, Module):
+                modules[name] = value
+        # anything else (a layer's cache: ``self.x = x`` on every forward) is a plain attribute
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name):
@@ -199,22 +202,24 @@ class Module:
         """Raise a ValueError naming this layer unless ``x`` is a float array of the right rank,
         trailing shape and dtype (the dtype of this layer's parameters, if it has any), on the
         parameters' device.  (Called on every forward: the happy path builds no strings.)"""
-        dtype = getattr(x, "dtype", None)
-        if dtype is None or not hasattr(x, "shape"):
-            raise DTypeError(f"{self!r} expected an array as {what}, got {type(x).__name__}")
+        try:
+            dtype, shape = x.dtype, x.shape
+        except AttributeError:
+            raise DTypeError(f"{self!r} expected an array as {what}, got {type(x).__name__}") from None
         if dtype.kind != "f":
             raise DTypeError(f"{self!r} expected a floating-point {what} (float32 or float64), got dtype "
                              f"{dtype}; convert with x.astype('float32')")
-        if ndim is not None and x.ndim != ndim:
-            raise ValueError(f"{self!r} expected a {ndim}-D {what}, got shape {tuple(x.shape)}")
-        if x.ndim and not x.shape[0]:  # an empty batch: NaN means and reshape errors further on
+        if ndim is not None and len(shape) != ndim:
+            raise ValueError(f"{self!r} expected a {ndim}-D {what}, got shape {tuple(shape)}")
+        if shape and not shape[0]:  # an empty batch: NaN means and reshape errors further on
             raise ValueError(f"{self!r} expected a non-empty batch as {what} (N >= 1 along axis 0), "
-                             f"got shape {tuple(x.shape)}")
-        if shape_tail is not None and tuple(x.shape[-len(shape_tail):]) != tuple(shape_tail):
+                             f"got shape {tuple(shape)}")
+        if shape_tail is not None and tuple(shape[-len(shape_tail):]) != tuple(shape_tail):
             raise ValueError(f"{self!r} expected {what} of shape (N, {', '.join(map(str, shape_tail))}), "
-                             f"got {tuple(x.shape)}")
-        if self._parameters:
-            p = next(iter(self._parameters.values())).data
+                             f"got {tuple(shape)}")
+        params = self.__dict__["_parameters"]
+        if params:
+            p = next(iter(params.values())).data
             if dtype != p.dtype:
                 raise DTypeError(f"{self!r} expected {what} of dtype {p.dtype} (its parameters' dtype), got "
                                  f"{dtype}; cast the input or call .to(dtype={dtype.name!r}) on the model")
