@@ -11,8 +11,7 @@ Candidates, all computing the same rule (tinyae.optim.Adam.update) on float32:
 * ``blocks-1``       tinyae's engine on one thread (cache-sized blocks, one scratch buffer);
 * ``blocks``         tinyae's engine, blocks spread over a thread pool (the default);
 * ``numexpr``        three fused numexpr expressions (numexpr's own thread pool; not in tinyae);
-* ``numba``          tinyae's engine "numba": one compiled loop (serial below
-                     optim_engine.THREAD_MIN numbers, Numba's threads above);
+* ``numba``          tinyae's engine "numba": one compiled loop, on one thread;
 * ``torch``/``torch-fused``  torch.optim.Adam, default (foreach) and ``fused=True``, on tensors
   of the same size, for scale.
 
@@ -146,8 +145,7 @@ def main(argv=None):
     except ImportError:
         numexpr = None
     try:
-        import numba  # noqa: PLC0415
-        numba.set_num_threads(args.threads)
+        import numba  # noqa: PLC0415, F401  (tinyae's Numba loop runs on one thread)
     except ImportError:
         numba = None
     print(f"# load average at start: {', '.join(f'{x:.2f}' for x in os.getloadavg())}; {args.threads} threads")

@@ -25,8 +25,8 @@ buffer, with three differences that only change speed:
 
 * ``"numba"`` (the default when the optional Numba package is installed, ``pip install
   'tinyae[fast]'``): the rule as one compiled loop, each number read and written once
-  (4 arrays in, 3 out, instead of the reference's 13 passes), on Numba's threads for large
-  buffers; compiled on first use and cached on disk;
+  (4 arrays in, 3 out, instead of the reference's 13 passes), on one thread (see
+  :func:`_numba_kernel` for why); compiled on first use and cached on disk;
 * ``"reference"`` (the default without Numba): every step calls
   :meth:`~tinyae.optim.Adam.update` itself, subnormals and all;
 * ``"blocks"``: NumPy only, points 1–3 above.  Not the default: on the AMD EPYC the docs'
@@ -84,8 +84,9 @@ def current() -> str:
 
 
 def set_num_threads(n: int):
-    """Threads for the engine's large buffers (default: $TINYAE_NUM_THREADS, else $OMP_NUM_THREADS
-    or $OPENBLAS_NUM_THREADS — the examples' BLAS setting —, else the usable CPUs; at most 8)."""
+    """Threads for the "blocks" engine's large buffers; the Numba loop runs on one thread
+    (default: $TINYAE_NUM_THREADS, else $OMP_NUM_THREADS or $OPENBLAS_NUM_THREADS — the
+    examples' BLAS setting —, else the usable CPUs; at most 8)."""
     if int(n) < 1:
         raise ValueError(f"tinyae.optim_engine.set_num_threads: need at least 1 thread, got {n}")
     _state["threads"] = int(n)
@@ -170,14 +171,19 @@ def _run_blocks(fn, arrays, consts):
 _NUMBA = {}
 
 
-def _numba_kernels():
-    """(serial, parallel) compiled Adam loops; built on first use, cached on disk by Numba."""
+def _numba_kernel():
+    """The compiled Adam loop; built on first use, cached on disk by Numba.
+
+    One thread, on purpose.  Compiled with ``parallel=True`` (``prange`` over Numba's thread
+    pool) the loop alone is faster on 2 threads, but inside a training step it made the
+    784 AE's step 3× slower (4.2 → 13.5 ms on 2 vCPUs): Numba's workers and OpenBLAS's, which
+    spin for a while after each matrix product, fight for the same cores."""
     if not _NUMBA:
         import numba  # noqa: PLC0415
 
         def adam(p, g, m, v, b1, c1, b2, c2, s, bc, eps, tiny):
             zero = tiny - tiny                  # a 0 of the arrays' dtype
-            for i in numba.prange(p.size):      # a plain range when compiled without parallel
+            for i in range(p.size):
                 mi = m[i] * b1 + g[i] * c1      # the rule of Adam.update, each operation rounded
                 gi = g[i]                       # as there (Numba contracts nothing into FMAs
                 vi = v[i] * b2 + (gi * gi) * c2     # without fastmath)
@@ -193,10 +199,8 @@ def _numba_kernels():
         # divisor so that it can raise ZeroDivisionError, and that test keeps the loop from
         # being vectorised.  Here the divisor √v/√(1 − β₂ᵗ) + ε is never 0 (ε > 0), and IEEE
         # division gives the same bits either way.
-        opts = dict(cache=True, nogil=True, error_model="numpy")
-        _NUMBA["serial"] = numba.njit(**opts)(adam)
-        _NUMBA["parallel"] = numba.njit(parallel=True, **opts)(adam)
-    return _NUMBA["serial"], _NUMBA["parallel"]
+        _NUMBA["adam"] = numba.njit(cache=True, nogil=True, error_model="numpy")(adam)
+    return _NUMBA["adam"]
 
 
 def adam_step(param, grad, m, v, *, b1, b2, step_size, bias2_sqrt, eps) -> bool:
@@ -210,16 +214,7 @@ def adam_step(param, grad, m, v, *, b1, b2, step_size, bias2_sqrt, eps) -> bool:
     consts = (f(b1), f(1 - b1), f(b2), f(1 - b2), f(step_size), f(bias2_sqrt), f(eps),
               f(numpy.finfo(param.dtype).tiny))
     if engine == "numba":
-        serial, parallel = _numba_kernels()
-        workers = _threads() if param.size >= THREAD_MIN else 1
-        if workers == 1:
-            serial(param, grad, m, v, *consts)
-        else:
-            import numba  # noqa: PLC0415
-            workers = min(workers, numba.config.NUMBA_NUM_THREADS)
-            if numba.get_num_threads() != workers:
-                numba.set_num_threads(workers)
-            parallel(param, grad, m, v, *consts)
+        _numba_kernel()(param, grad, m, v, *consts)
     else:
         _run_blocks(_adam_block, (param, grad, m, v), consts)
     return True
