@@ -159,3 +159,21 @@ def test_input_grad_benchmark_runs_and_compares_both_sides():
         assert lines[at + 1].startswith("marked (no dL/dx)") and lines[at + 2].startswith("unmarked (dL/dx computed)")
         ratio = float(lines[at + 3].split(":")[1].split()[0])
         assert 0.1 < ratio < 10
+
+
+def test_module_overhead_benchmark_prints_one_line_per_model():
+    """benchmarks/module_overhead.py: tinyae against the raw kernels, per-round overhead and quartiles."""
+    script = SCRIPT.parent / "module_overhead.py"
+    proc = subprocess.run([sys.executable, str(script), "--models", "dense-ae-64,dense-vae-64", "--rounds", "4",
+                           "--steps", "2", "--warmup", "1"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("# CPU: ")                       # the machine, from the system
+    lines = [x for x in proc.stdout.splitlines() if not x.startswith("#")]
+    assert [x.split()[0] for x in lines] == ["dense-ae-64", "dense-vae-64"]
+    for line in lines:
+        tinyae_us, raw_us = float(line.split()[2]), float(line.split()[5])
+        overhead = float(line.split("overhead")[1].split("%")[0])
+        assert tinyae_us > 0 and raw_us > 0
+        assert -90 < overhead < 1000 and "4 rounds of 2 steps" in line
+    bad = subprocess.run([sys.executable, str(script), "--models", "nope"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "unknown model(s) nope" in bad.stderr and "Traceback" not in bad.stderr
