@@ -175,9 +175,11 @@ def _numba_kernel():
     """The compiled Adam loop; built on first use, cached on disk by Numba.
 
     One thread, on purpose.  Compiled with ``parallel=True`` (``prange`` over Numba's thread
-    pool) the loop alone is faster on 2 threads, but inside a training step it made the
-    784 AE's step 3× slower (4.2 → 13.5 ms on 2 vCPUs): Numba's workers and OpenBLAS's, which
-    spin for a while after each matrix product, fight for the same cores."""
+    pool), inside a training step, it made the 784 AE's step 3× slower (4.3 → 13.9 ms on
+    2 vCPUs): Numba's workers and OpenBLAS's, which spin for a while after each matrix
+    product, fight for the same cores.  And one build only: Numba's disk cache files a
+    function by module, name and line, not by compile options, so a serial and a parallel
+    build of this same function loaded each other's machine code."""
     if not _NUMBA:
         import numba  # noqa: PLC0415
 
