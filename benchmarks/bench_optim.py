@@ -144,10 +144,6 @@ def main(argv=None):
         numexpr.set_num_threads(args.threads)
     except ImportError:
         numexpr = None
-    try:
-        import numba  # noqa: PLC0415, F401  (tinyae's Numba loop runs on one thread)
-    except ImportError:
-        numba = None
     print(f"# load average at start: {', '.join(f'{x:.2f}' for x in os.getloadavg())}; {args.threads} threads")
     print("| parameters | regime | " + " | ".join(["reference", "blocks-1", "blocks", "numexpr", "numba", "torch",
                                                    "torch-fused"]) + " |")
@@ -160,7 +156,7 @@ def main(argv=None):
                      "blocks": tinyae_candidate("blocks", n, regime, rng)}
             if numexpr is not None:
                 cands["numexpr"] = numexpr_candidate(n, regime, rng)
-            if numba is not None:
+            if "numba" in optim_engine.available():     # (its loop runs on one thread)
                 cands["numba"] = tinyae_candidate("numba", n, regime, rng)
             if torch is not None:
                 cands["torch"] = torch_candidate(n, regime, rng, fused=False)

@@ -165,13 +165,15 @@ def test_module_overhead_benchmark_prints_one_line_per_model():
     """benchmarks/module_overhead.py: tinyae against the raw kernels, per-round overhead and quartiles."""
     script = SCRIPT.parent / "module_overhead.py"
     proc = subprocess.run([sys.executable, str(script), "--models", "dense-ae-64,dense-vae-64", "--rounds", "4",
-                           "--steps", "2", "--warmup", "1"], capture_output=True, text=True, timeout=120)
+                           "--steps", "2", "--warmup", "1", "--train-steps", "3"],
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("# CPU: ")                       # the machine, from the system
     lines = [x for x in proc.stdout.splitlines() if not x.startswith("#")]
-    assert [x.split()[0] for x in lines] == ["dense-ae-64", "dense-vae-64"]
+    assert [x.split()[:2] for x in lines] == [["dense-ae-64", "fresh"], ["dense-ae-64", "trained"],
+                                              ["dense-vae-64", "fresh"], ["dense-vae-64", "trained"]]
     for line in lines:
-        tinyae_us, raw_us = float(line.split()[2]), float(line.split()[5])
+        tinyae_us, raw_us = float(line.split()[3]), float(line.split()[6])
         overhead = float(line.split("overhead")[1].split("%")[0])
         assert tinyae_us > 0 and raw_us > 0
         assert -90 < overhead < 1000 and "4 rounds of 2 steps" in line
