@@ -8,6 +8,12 @@ figures, IDX files and downloads.
   given the mode any other new file of the user gets (``0666`` minus the umask).
 * A process killed mid-write leaves its temporary file behind; :func:`remove_orphans` deletes
   such leftovers for one target (callers run it before the next write and say what they removed).
+* Two processes writing beside each other (two runs on one folder) never delete each other's
+  temporary files: the writer holds an exclusive ``flock`` on its temporary file for as long as
+  it writes (the kernel drops it when the process ends, however it ends), and
+  :func:`remove_orphans` deletes only a file whose lock it can take itself — one that no living
+  process is writing.  Where the file system has no locks, only files older than
+  :data:`UNLOCKED_AGE` seconds are taken as abandoned.
 """
 from __future__ import annotations
 
@@ -19,7 +25,14 @@ import time
 
 import numpy
 
+try:
+    import fcntl
+except ImportError:           # (not on Windows: there, orphans are judged by their age alone)
+    fcntl = None
+
 __all__ = ["user_file_mode", "temp_beside", "finish", "atomic_write", "remove_orphans"]
+
+UNLOCKED_AGE = 3600.0    # seconds: a temporary file whose lock cannot be tested is abandoned after this
 
 
 def _umask() -> int:
@@ -42,11 +55,41 @@ def user_file_mode() -> int:
 
 
 def temp_beside(path) -> tuple[int, str]:
-    """(fd, name) of a new temporary file in ``path``'s folder (created if missing)."""
+    """(fd, name) of a new temporary file in ``path``'s folder (created if missing), locked
+    (``flock``) through ``fd``: keep ``fd`` open until the file is renamed or discarded, and
+    :func:`remove_orphans` in another process leaves it alone."""
     path = os.path.abspath(os.fspath(path))
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
-    return tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    for _ in range(100):
+        fd, name = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+        try:
+            _lock(fd, wait=True)
+        except OSError:     # no locks here: remove_orphans goes by age (UNLOCKED_AGE)
+            return fd, name
+        if _same_file(fd, name):
+            return fd, name
+        os.close(fd)        # removed by another process in the instant before we locked it: again
+    raise OSError(f"could not create a temporary file beside {path} that stays in place")
+
+
+def _lock(fd, wait: bool) -> bool:
+    """Take an exclusive flock on ``fd``; True if taken, False if another process holds it.
+    Raises OSError where the file system has no locks (and without fcntl)."""
+    if fcntl is None:
+        raise OSError("no file locks on this system")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _same_file(fd, name) -> bool:
+    try:
+        return os.stat(name).st_ino == os.fstat(fd).st_ino
+    except OSError:
+        return False
 
 
 def finish(tmp: str, path) -> None:
@@ -72,16 +115,19 @@ def atomic_write(path, write, binary: bool = True) -> str:
     """
     path = os.fspath(path)
     fd, tmp = temp_beside(path)
-    try:
+    try:      # the file stays open (and locked: see temp_beside) until it has its final name
         if binary is None:
-            os.close(fd)
-            write(tmp)
+            try:
+                write(tmp)
+                finish(tmp, path)
+            finally:
+                os.close(fd)
         else:
             with os.fdopen(fd, "wb" if binary else "w") as f:
                 write(f)
                 f.flush()
                 os.fsync(f.fileno())
-        finish(tmp, path)
+                finish(tmp, path)
     except BaseException:
         discard(tmp)
         raise
@@ -103,9 +149,12 @@ def savez(f, **arrays) -> None:
 def remove_orphans(path, older_than: float = 0.0) -> list[str]:
     """Delete the temporary files that an interrupted write of ``path`` left beside it.
 
-    Only files named like :func:`temp_beside`'s (``.<name>.<8 random chars>.tmp``) and, if
-    ``older_than`` > 0, not modified for that many seconds (a download still in progress in
-    another process keeps its file fresh).  Returns the names removed.
+    Only files named like :func:`temp_beside`'s (``.<name>.<8 random chars>.tmp``) that are
+    provably abandoned: no process holds their lock (a write still running in another
+    process, e.g. a second run on the same folder, keeps it; see :func:`temp_beside`), and,
+    if ``older_than`` > 0, not modified for that many seconds.  Where locks cannot be tested,
+    a file counts as abandoned only after :data:`UNLOCKED_AGE` seconds.  Symbolic links and
+    other users' files are left alone.  Returns the names removed.
     """
     path = os.path.abspath(os.fspath(path))
     folder, name = os.path.split(path)
@@ -122,10 +171,25 @@ def remove_orphans(path, older_than: float = 0.0) -> list[str]:
             continue
         full = os.path.join(folder, entry)
         try:
-            if older_than > 0 and now - os.stat(full).st_mtime < older_than:
+            fd = os.open(full, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:         # gone already, a link, or not ours to judge
+            continue
+        try:
+            st = os.fstat(fd)
+            if older_than > 0 and now - st.st_mtime < older_than:
+                continue
+            try:
+                if not _lock(fd, wait=False):
+                    continue        # a living process is writing it
+            except OSError:
+                if now - st.st_mtime < max(older_than, UNLOCKED_AGE):
+                    continue
+            if not _same_file(fd, full):
                 continue
             os.unlink(full)
             removed.append(entry)
         except OSError:
             continue
+        finally:
+            os.close(fd)
     return removed

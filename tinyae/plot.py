@@ -76,9 +76,14 @@ def _prepare_path(path):
 def _atomic_write(path, write):
     """Call ``write(tmp_path)`` for a temp file beside ``path``, then move it over ``path``
     (with the user's usual file permissions).  Leftovers of an earlier, killed write of
-    the same figure are removed first."""
+    the same figure are removed first, and named on stderr (a write still running in another
+    process is left alone: see :func:`tinyae._files.remove_orphans`)."""
     path = _prepare_path(path)
-    _files.remove_orphans(path)
+    removed = _files.remove_orphans(path)
+    if removed:
+        import sys
+        print(f"tinyae.plot: removed {', '.join(removed)}: the unfinished write of an interrupted run",
+              file=sys.stderr, flush=True)
     return _files.atomic_write(path, write, binary=None)
 
 
