@@ -141,7 +141,7 @@ def raw_forward(ops, x, tape):
 def raw_backward(ops, dy, tape, input_grad=True):
     """The reverse of raw_forward: returns dL/dx, accumulates into the grads.  With
     ``input_grad`` False (the encoder: its input is data) it stops after the first layer with
-    parameters and returns None, as a model's Sequential does (``needs_input_grad``)."""
+    parameters and returns None, as ``Sequential.backward(dy, need_dx=False)`` does."""
     first = next((i for i, op in enumerate(ops) if op[0] in ("linear", "layer")), None)
     for i in reversed(range(len(ops))):
         op = ops[i]
@@ -170,8 +170,7 @@ def raw_backward(ops, dy, tape, input_grad=True):
         elif kind == "reshape":
             dy = dy.reshape(tape.pop())
         elif kind == "layer":
-            op[1].set_needs_input_grad(input_grad or i != first)
-            dy = op[1].backward(dy)
+            dy = op[1].backward(dy, need_dx=input_grad or i != first)
             if dy is None:
                 return None
     return dy

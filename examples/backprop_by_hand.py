@@ -29,7 +29,6 @@ def main(args):
     rng = np.random.default_rng(args.seed)
     enc, relu = nn.Linear(784, 32, rng=rng), nn.ReLU()          # the encoder: h = relu(x W₁ᵀ + b₁)
     dec, sigmoid = nn.Linear(32, 784, rng=rng), nn.Sigmoid()    # the decoder: x̂ = σ(h W₂ᵀ + b₂)
-    enc.set_needs_input_grad(False)       # its input is data: no dL/dx wanted, backward returns None
     loss_fn = MSELoss()                   # mean over the N·784 pixels
     opt = Adam(enc.parameters() + dec.parameters(), lr=args.lr)
     loader = DataLoader(x_train, batch_size=args.batch_size, seed=args.seed)   # reshuffled each epoch
@@ -57,7 +56,7 @@ def main(args):
             db = sigmoid.backward(dx_hat)          # dx̂ ⊙ x̂ (1 − x̂)                (N, 784)
             dh = dec.backward(db)                  # db W₂; W₂.grad += dbᵀ h, b₂.grad += Σ db (N, 32)
             da = relu.backward(dh)                 # dh ⊙ [a > 0]                   (N, 32)
-            enc.backward(da)                       # W₁.grad += daᵀ x, b₁.grad += Σ da
+            enc.backward(da, need_dx=False)        # W₁.grad += daᵀ x, b₁.grad += Σ da; x is data: no dx
             opt.step()                             # θ ← Adam(θ, θ.grad)
 
             if step % 50 == 0 or step == len(loader):

@@ -91,7 +91,6 @@ class VAE(nn.Module):
                                          nn.Linear(400, 784, rng=init))
             self.recon_loss, self.output = BCEWithLogitsLoss("sum"), nn.Sigmoid()
         self.rng = noise                          # ε's generator (saved in the checkpoints)
-        self.encoder.set_needs_input_grad(False)  # its input is data: the first layer skips dL/dx
         self.builder = (ARCHS[arch]["builder"], {"latent": k, "beta": float(beta), "seed": seed})
 
     def encode(self, x):
@@ -159,7 +158,7 @@ def train_step(model, opt, x, beta, eps=None):
     dmu = dz + beta * mu
     dlogvar = dz * eps * std * half + beta * half * (xp.exp(logvar) - 1)
     dh = model.mean_head.backward(dmu) + model.logvar_head.backward(dlogvar)
-    model.encoder.backward(dh)
+    model.encoder.backward(dh, need_dx=False)                 # x is data: no dL/dx
     opt.step()
     return values
 
@@ -288,8 +287,10 @@ def main(args):
         history = History(records)
         distributed.broadcast_parameters(model, world=world)
         distributed.broadcast_optimizer_state(inner, world=world)
+        dropped = f"; {train_loader.dropped} samples per epoch dropped" if train_loader.dropped else ""
         say(f"distributed: {world.size} processes, global batch {args.batch_size} "
-            f"(~{args.batch_size // world.size} per rank), {len(train_loader)} steps per epoch", flush=True)
+            f"(~{args.batch_size // world.size} per rank), {len(train_loader)} steps per epoch{dropped}",
+            flush=True)
 
     for epoch in range(start + 1, args.epochs + 1):
         t0 = time.perf_counter()

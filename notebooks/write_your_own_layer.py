@@ -12,8 +12,9 @@
 # # Write your own layer
 #
 # Every layer in tinyae is a `Module` with two methods: `forward(x)` computes $y$ and caches
-# what the backward needs; `backward(dy)` receives $dy = \partial L/\partial y$, **adds** the
-# parameter gradients into each `param.grad`, and returns $dx = \partial L/\partial x$.
+# what the backward needs; `backward(dy, need_dx=True)` receives $dy = \partial L/\partial y$,
+# **adds** the parameter gradients into each `param.grad`, and returns $dx = \partial L/\partial x$
+# (or None when the caller says `need_dx=False`: the layer's input is data, nobody needs $dx$).
 # We write one, check it numerically with `tinyae.gradcheck`, break it on purpose to see what a
 # failed check reports, and train an autoencoder with it.
 #
@@ -67,10 +68,10 @@ class ScaledTanh(nn.Module):
         self.t = xp.tanh(x)
         return self.weight.data * self.t
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         t, a = self.t, self.weight.data
         self.weight.grad += (dy * t).sum(axis=0)      # add, never overwrite
-        return dy * a * (1 - t * t)
+        return dy * a * (1 - t * t) if need_dx else None
 
 
 layer = ScaledTanh(5)
@@ -108,10 +109,10 @@ class BrokenScaledTanh(ScaledTanh):
         self.x = x
         return super().forward(x)
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         t, a = self.t, self.weight.data
         self.weight.grad += (dy * self.x).sum(axis=0)   # wrong: should be dy * t
-        return dy * a * (1 - t * t)
+        return dy * a * (1 - t * t) if need_dx else None
 
 
 broken = BrokenScaledTanh(5)
@@ -127,10 +128,10 @@ except gradcheck.GradcheckError as err:
 
 # %%
 class SignSlipScaledTanh(ScaledTanh):
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         t, a = self.t, self.weight.data
         self.weight.grad -= (dy * t).sum(axis=0)        # wrong: should be +=
-        return dy * a * (1 - t * t)
+        return dy * a * (1 - t * t) if need_dx else None
 
 
 slip = SignSlipScaledTanh(5)

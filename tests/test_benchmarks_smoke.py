@@ -147,7 +147,7 @@ def test_gpu_check_plans_the_matching_cupy_and_writes_its_table(train_speed):  #
 
 
 def test_input_grad_benchmark_runs_and_compares_both_sides():
-    """benchmarks/input_grad.py: marked batches skip the first layer's dL/dx, unmarked ones not."""
+    """benchmarks/input_grad.py: need_dx=False skips the first layer's dL/dx, need_dx=True not."""
     script = SCRIPT.parent / "input_grad.py"
     proc = subprocess.run([sys.executable, str(script), "--repeat", "2", "--steps", "2", "--settle", "0",
                            "--batch", "16", "--train-steps", "3"], capture_output=True, text=True, timeout=120)
@@ -156,7 +156,8 @@ def test_input_grad_benchmark_runs_and_compares_both_sides():
     lines = [x.strip() for x in proc.stdout.splitlines() if not x.startswith("#")]
     for regime, at in (("fresh", 0), ("trained", 4)):
         assert lines[at] == f"{regime}:"
-        assert lines[at + 1].startswith("marked (no dL/dx)") and lines[at + 2].startswith("unmarked (dL/dx computed)")
+        assert lines[at + 1].startswith("need_dx=False (no dL/dx)")
+        assert lines[at + 2].startswith("need_dx=True (dL/dx computed)")
         ratio = float(lines[at + 3].split(":")[1].split()[0])
         assert 0.1 < ratio < 10
 

@@ -421,8 +421,11 @@ def test_bad_inputs():
     with pytest.raises(RuntimeError, match="backward called before forward"):
         Conv2d(1, 2, 3, rng=0).backward(np.zeros((1, 2, 3, 3), np.float32))
     conv(np.zeros((1, 1, 5, 5), np.float32))
-    with pytest.raises(ValueError, match=r"expected dy of shape \(1, 2, 3, 3\)"):
+    with pytest.raises(ValueError, match=r"expected dy = dL/d\(output\) with its forward output.s shape \(1, 2, 3, 3\)"):
         conv.backward(np.zeros((1, 2, 4, 4), np.float32))
+    conv(np.zeros((1, 1, 5, 5), np.float32))
+    with pytest.raises(TypeError, match=r"dtype float32; got shape \(1, 2, 3, 3\) and dtype float64"):
+        conv.backward(np.zeros((1, 2, 3, 3)))                # a float64 dy into a float32 layer
 
 
 @pytest.mark.gpu

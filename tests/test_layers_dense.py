@@ -194,8 +194,8 @@ class Bound(Module):
     def forward(self, x):
         return self.layer(x, *self.extra)
 
-    def backward(self, dy):
-        return self.layer.backward(dy)
+    def backward(self, dy, need_dx=True):
+        return self.layer.backward(dy, need_dx=need_dx)
 
 
 # ---------------------------------------------------------------------------------------
@@ -672,40 +672,43 @@ def test_backward_before_forward(make):
 
 
 @pytest.mark.parametrize("entry", LAYER_FACTORIES, ids=_ids(LAYER_FACTORIES))
-def test_needs_input_grad_false_keeps_parameter_gradients(entry):
-    """With needs_input_grad False a layer may skip dL/dx: layers with parameters return
-    None, every layer leaves the parameter gradients exactly as with the flag on."""
+def test_backward_without_dx_returns_none_and_the_same_parameter_gradients(entry):
+    """backward(dy, need_dx=False): every layer returns None and leaves every parameter
+    gradient bit-identical to what backward(dy) leaves."""
     rng = np.random.default_rng(5)
     args = entry.input_maker(rng, np.float64)
     grads = {}
-    for flag in (True, False):
-        layer = entry.factory(3).double().set_needs_input_grad(flag)
+    for need_dx in (True, False):
+        layer = entry.factory(3).double()
         y = layer(*args)
         layer.zero_grad()
-        dx = layer.backward(np.random.default_rng(6).standard_normal(y.shape))
-        grads[flag] = ({n: p.grad.copy() for n, p in layer.named_parameters()}, dx)
+        dx = layer.backward(np.random.default_rng(6).standard_normal(y.shape), need_dx=need_dx)
+        grads[need_dx] = ({n: p.grad.copy() for n, p in layer.named_parameters()}, dx)
     (on, dx_on), (off, dx_off) = grads[True], grads[False]
     assert dx_on is not None and dx_on.shape == args[0].shape
+    assert dx_off is None
     assert on.keys() == off.keys()
     for n in on:
         np.testing.assert_array_equal(off[n], on[n], err_msg=n)
-    if on:
-        assert dx_off is None
-    else:
-        np.testing.assert_array_equal(dx_off, dx_on)
 
 
 def test_sequential_stops_at_the_first_layer_with_parameters():
-    """Sequential hands the flag to its leading parameter-free layers and the first Linear,
-    not beyond; backward stops there (Flatten would fail on a None gradient)."""
+    """need_dx=False reaches the leading parameter-free layers and the first Linear, not
+    beyond; backward stops there (Flatten would fail on a None gradient)."""
     seq = nn.Sequential(nn.Flatten(), nn.GaussianNoise(0.0), nn.Linear(6, 4, rng=0), nn.Tanh(),
                         nn.Linear(4, 2, rng=1))
-    seq.double().set_needs_input_grad(False)
-    assert [m.needs_input_grad for m in seq] == [False, False, False, True, True]
+    seq.double()
+    asked = []
+    for i, m in enumerate(seq):             # record what each layer is asked for
+        def spy(dy, need_dx=True, _m=m, _b=m.backward, _i=i):
+            asked.append((_i, need_dx))
+            return _b(dy, need_dx=need_dx)
+        object.__setattr__(m, "backward", spy)
     x = np.random.default_rng(0).standard_normal((3, 2, 3))
-    assert seq.backward(np.ones_like(seq(x))) is None
+    assert seq.backward(np.ones_like(seq(x)), need_dx=False) is None
+    assert asked == [(4, True), (3, True), (2, False)]
     assert np.abs(seq[2].weight.grad).sum() > 0
-    seq.set_needs_input_grad(True)
-    assert all(m.needs_input_grad for m in seq)
+    asked.clear()
     seq.zero_grad()
     assert seq.backward(np.ones_like(seq(x))).shape == x.shape
+    assert asked == [(4, True), (3, True), (2, True), (1, True), (0, True)]

@@ -18,7 +18,7 @@ TOL = 1e-6
 def model_gradcheck(model, x, check_input=True, mode="auto", **loss_kwargs):
     """Check d(model.loss(x)[0]) / d(every parameter) — and / dx with the target held fixed —
     against central differences, in float64.  ``loss_kwargs`` fix the model's noise."""
-    model.double().train().set_needs_input_grad(check_input)
+    model.double().train()
     x = np.array(x, dtype=np.float64)
     target = x.copy()
 
@@ -27,7 +27,7 @@ def model_gradcheck(model, x, check_input=True, mode="auto", **loss_kwargs):
 
     model.zero_grad()
     model.loss(x, target, **loss_kwargs)
-    dx = model.backward_loss()
+    dx = model.backward_loss(need_dx=check_input)
     arrays = {n: p.data for n, p in model.named_parameters()}
     analytic = {n: p.grad.copy() for n, p in model.named_parameters()}
     if check_input:
@@ -67,12 +67,8 @@ def test_gradcheck_vae_module_backward(x12):
         def forward(self, x):
             return self.vae(x, eps=eps)
 
-        def backward(self, *d):
-            return self.vae.backward(*d)
-
-        def set_needs_input_grad(self, flag=True):
-            self.vae.set_needs_input_grad(flag)
-            return super(models.Model, self).set_needs_input_grad(flag)
+        def backward(self, *d, need_dx=True):
+            return self.vae.backward(*d, need_dx=need_dx)
 
     assert check_module(Fixed(model), x12, tol=TOL) <= TOL
 
@@ -442,14 +438,11 @@ def test_models_skip_the_input_gradient_by_default(name, kwargs, shape):
     if kwargs.get("mode") == "stochastic":
         noise = {"eps": np.random.default_rng(1).standard_normal((1,) + shape)}
     grads, dxs = [], []
-    for flag in (None, True):
+    for need_dx in (False, True):
         model = build(name, **kwargs).double()
-        assert model.needs_input_grad is False
-        if flag:
-            model.set_needs_input_grad(True)
         model.zero_grad()
         model.loss(x, **noise)
-        dxs.append(model.backward_loss())
+        dxs.append(model.backward_loss(need_dx=need_dx) if need_dx else model.backward_loss())
         grads.append({n: p.grad.copy() for n, p in model.named_parameters()})
     assert dxs[0] is None and dxs[1].shape == x.shape
     for n in grads[0]:

@@ -284,82 +284,72 @@ def test_to_float64_and_back():
     assert all(isinstance(p.data, np.ndarray) and p.dtype == np.float64 for p in model.parameters())
 
 
-# -- dL/dx of data is not computed (Sequential on a batch marked as data) ---------------------
+# -- dL/dx is asked for per call: backward(dy, need_dx=False) -----------------------------------
 
 def _grads(seq):
     return [p.grad.copy() for p in seq.parameters()]
 
 
 @given(n=st.integers(1, 7), seed=st.integers(0, 2**16))
-def test_sequential_on_data_skips_input_grad_with_the_same_parameter_grads(n, seed):
-    """On a marked batch backward returns None and adds exactly what it adds when asked for dx."""
+def test_sequential_without_dx_returns_none_with_the_same_parameter_grads(n, seed):
+    """need_dx=False: backward returns None and adds exactly what it adds when asked for dx."""
     x = np.random.default_rng(seed).standard_normal((n, 6))
     dy = np.random.default_rng(seed + 1).standard_normal((n, 3))
-    asked = mlp(seed).double().set_needs_input_grad(True)
+    asked = mlp(seed).double()
     asked(x)
     dx = asked.backward(dy)
     assert dx.shape == (n, 6) and np.abs(dx).sum() > 0
-    auto = mlp(seed).double()
-    auto(nn.mark_as_data(x))
-    assert auto.backward(dy) is None
-    assert auto[0].needs_input_grad is False and auto[2].needs_input_grad is True
-    for a, b in zip(_grads(auto), _grads(asked)):
+    skipped = mlp(seed).double()
+    skipped(x)
+    assert skipped.backward(dy, need_dx=False) is None
+    for a, b in zip(_grads(skipped), _grads(asked)):
         np.testing.assert_array_equal(a, b)
-    auto(x.copy())                          # the same values, but not marked: dx comes back
-    np.testing.assert_array_equal(auto.backward(dy), dx)
+    skipped(x)                              # the same layers, asked this time: dx comes back
+    np.testing.assert_array_equal(skipped.backward(dy), dx)
 
 
-def test_dataloader_batches_and_their_views_are_data():
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_dataloader_batches_reshaped_give_the_same_answer_either_way(shuffle):
+    """The case that broke the old rule (a reshape of a shuffled batch lost its 'data' mark):
+    now the caller decides, and the answer does not depend on where the batch came from."""
     from tinyae.data import DataLoader
-    images = np.random.default_rng(0).random((10, 2, 3), dtype=np.float32)
-    (xb, _), = list(DataLoader(images, batch_size=10))
-    assert nn.is_data(xb) and nn.is_data(xb.reshape(10, 6))
-    assert not nn.is_data(xb + 0) and not nn.is_data(images)
-    seq = nn.Sequential(nn.Flatten(), nn.Linear(6, 2, rng=0))
-    y = seq(xb)
-    assert seq.backward(np.ones_like(y)) is None
-    assert seq[1].weight.grad.any()
+    x = np.random.default_rng(0).random((8, 2, 2), dtype=np.float32)
+    enc = nn.Sequential(nn.Linear(4, 3, rng=0), nn.ReLU())
+    for xb, _ in DataLoader(x, batch_size=4, shuffle=shuffle):
+        y = enc(xb.reshape(len(xb), -1))
+        dx = enc.backward(np.ones_like(y))
+        assert dx.shape == (4, 4)
+        np.testing.assert_array_equal(dx, np.ones_like(y) * (y > 0) @ enc[0].weight.data)
+        enc(xb.reshape(len(xb), -1))
+        assert enc.backward(np.ones_like(y), need_dx=False) is None
 
 
-def test_computed_inputs_get_their_gradient_and_explicit_settings_win():
-    x = nn.mark_as_data(np.random.default_rng(1).standard_normal((4, 6)).astype(np.float32))
-    enc, dec = mlp(0), nn.Sequential(nn.Linear(3, 6, rng=5))
-    h = enc(x)
-    z = h * 2.0                              # computed from a layer's output: not data
-    dec(z)
-    dz = dec.backward(np.ones((4, 6), np.float32))
-    assert dz is not None and dz.shape == (4, 3)
-    assert enc.backward(dz / 2.0) is None
-    enc.set_needs_input_grad(True)          # for good, data or not
-    enc(x)
-    assert enc.backward(np.ones((4, 3), np.float32)).shape == (4, 6)
-    dec.set_needs_input_grad(False)         # for good, even on a computed input
-    dec(z)
-    assert dec.backward(np.ones((4, 6), np.float32)) is None
-
-
-def test_nested_sequential_keeps_deciding_per_call():
+def test_nested_sequential_passes_need_dx_on():
     inner = nn.Sequential(nn.Linear(6, 4, rng=0), nn.ReLU())
     outer = nn.Sequential(inner, nn.Linear(4, 2, rng=1))
     x = np.random.default_rng(2).standard_normal((3, 6)).astype(np.float32)
-    outer(nn.mark_as_data(x))
-    assert outer.backward(np.ones((3, 2), np.float32)) is None
-    inner(x + 1)                             # used alone on a computed input: dx again
+    outer(x)
+    assert outer.backward(np.ones((3, 2), np.float32), need_dx=False) is None
+    outer(x)
+    assert outer.backward(np.ones((3, 2), np.float32)).shape == (3, 6)
+    inner(x)                                 # the inner part on its own
     assert inner.backward(np.ones((3, 4), np.float32)).shape == (3, 6)
 
 
-def test_data_marks_die_with_their_arrays():
-    from tinyae.nn import module
-    x = nn.mark_as_data(np.zeros((2, 2)))
-    key = id(x)
-    assert key in module._data_marks
-    del x
-    assert key not in module._data_marks
+def test_a_parameter_free_sequential_without_dx_returns_none():
+    seq = nn.Sequential(nn.Flatten(), nn.ReLU())
+    x = np.random.default_rng(4).standard_normal((2, 3, 2))
+    y = seq(x)
+    assert seq.backward(np.ones_like(y), need_dx=False) is None
+    seq(x)
+    assert seq.backward(np.ones_like(y)).shape == x.shape
 
 
-def test_gradcheck_of_a_sequential_on_data_still_checks_dx():
-    x = nn.mark_as_data(np.random.default_rng(3).standard_normal((4, 6)))
+def test_gradcheck_of_a_sequential_checks_dx():
+    x = np.random.default_rng(3).standard_normal((4, 6))
     seq = mlp(3)
-    check_module(seq, x)                    # it asks for dx itself
+    check_module(seq, x)
     seq(x)
     assert seq.backward(np.ones((4, 3))) is not None
+
+

@@ -32,7 +32,7 @@ The pieces, in the order a training script uses them:
         for xb, _ in loader:
             total, parts = model.loss(xb)
             opt.zero_grad()
-            model.backward_loss()
+            model.backward_loss(need_dx=False)   # x is data: no dL/dx
             opt.step(count=len(xb), total=loader.global_count)   # one Allreduce, then Adam
         ...                                       # world.sum(...) for the reported losses
         if world.is_root: save figures / checkpoint (with opt.optimizer, the inner one)

@@ -291,7 +291,7 @@ def check_module(module, *inputs, dy=None, seed=0, **kw):
     (e.g. Dropout with an explicit mask).  Backward also runs twice more: after
     ``zero_grad()`` it must give the same gradients, and without it, twice them.
     """
-    module.double().set_needs_input_grad(True)  # a model switches its input gradient off by default
+    module.double()
     xs = tuple(_float64(x) for x in inputs)
     ys = _as_tuple(module(*xs))
     rng = numpy.random.default_rng(seed + 1)

@@ -423,7 +423,7 @@ def fit(model, optimizer, train, test=None, *, epochs: int = 10, batch_size: int
                                                 "learning rate (resuming with a smaller one continues from "
                                                 "the checkpoint) or check the data for NaNs.")
                         optimizer.zero_grad()
-                        model.backward_loss()
+                        model.backward_loss(need_dx=False)   # x is data: no dL/dx
                         dist.step() if dist else optimizer.step()   # (dist: one Allreduce first)
                     acc.add(["loss", *parts], values, x.shape[0])
                     if progress:   # shown at tqdm's next redraw; forced on the last step

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from ..nn.module import mark_as_data
 from .transforms import _positive_int
 
 
@@ -17,8 +16,7 @@ class DataLoader:
     batch goes through ``transform(xb, rng)`` if given (rng: a Generator seeded
     from (seed, e)), then, with ``to_device``, one ``backend.asarray`` call puts
     it on the active backend in the default dtype.  ``yb`` stays a NumPy int
-    array (None without ``y``).  Every ``xb`` is marked as data
-    (:func:`tinyae.nn.mark_as_data`): a ``Sequential`` called on it skips dL/dx of it.
+    array (None without ``y``).
     """
 
     def __init__(self, x, y=None, batch_size=64, shuffle=True, seed=0, drop_last=False,
@@ -57,4 +55,4 @@ class DataLoader:
                 xb = self.transform(xb, rng)
             if self.to_device:
                 xb = backend.asarray(xb, dtype=backend.default_dtype())
-            yield mark_as_data(xb), yb      # data: a Sequential computes no dL/dx of it
+            yield xb, yb

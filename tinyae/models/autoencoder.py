@@ -4,7 +4,7 @@ Every model is a :class:`~tinyae.nn.Module` (``forward``/``backward``, parameter
 and adds the two methods :func:`tinyae.train.fit` needs::
 
     total, parts = model.loss(x)       # forward + objective; 0-d arrays on x's device
-    model.backward_loss()              # d total / dθ added into every param.grad
+    model.backward_loss()              # d total / dθ added into every param.grad (no dL/dx: x is data)
 
 ``parts`` names the pieces of the objective ({"recon": …, "kl": …} for a VAE,
 {"recon": …, "sparsity": …} for a sparse AE, …) so that logs can show them.
@@ -49,15 +49,9 @@ class Model(Module):
     def loss(self, x, target=None):
         raise NotImplementedError
 
-    def set_needs_input_grad(self, flag: bool = True):
-        """Whether ``backward``/``backward_loss`` return dL/dx.  A model's input is data, so
-        every model starts with False: the encoder's first layer skips its input gradient and
-        both return None.  Turn it on to check or use the input gradient."""
-        super().set_needs_input_grad(flag)
-        self.encoder.set_needs_input_grad(flag)
-        return self
-
-    def backward_loss(self):
+    def backward_loss(self, need_dx=False):
+        """Add d total / dθ into every param.grad.  The input is data, so by default no
+        dL/dx is computed (returns None); ``need_dx=True`` returns it."""
         raise NotImplementedError
 
     def _check_target(self, x, target):
@@ -154,7 +148,6 @@ class AutoEncoder(Model):
         self.corruption = _parse_corruption(corruption)
         self.penalty = penalty
         self.rng = as_generator(rng)
-        self.set_needs_input_grad(False)
 
     # -- plain Module interface ------------------------------------------------------
     def encode(self, x):
@@ -169,10 +162,9 @@ class AutoEncoder(Model):
         """x̂ = decode(encode(x)): the reconstruction of the (uncorrupted) input."""
         return self.decode(self.encode(x))
 
-    def backward(self, dx_hat):
-        """dL/dx for a given dL/dx̂ (through output σ, decoder, encoder); None unless
-        ``needs_input_grad`` (see :meth:`Model.set_needs_input_grad`)."""
-        return self.encoder.backward(self.decoder.backward(self.output.backward(dx_hat)))
+    def backward(self, dx_hat, need_dx=True):
+        """dL/dx for a given dL/dx̂ (through output σ, decoder, encoder); None with ``need_dx=False``."""
+        return self.encoder.backward(self.decoder.backward(self.output.backward(dx_hat)), need_dx=need_dx)
 
     # -- denoising --------------------------------------------------------------------
     def corrupt(self, x, noise=None):
@@ -211,13 +203,13 @@ class AutoEncoder(Model):
             total = total + pen
         return total, parts
 
-    def backward_loss(self):
+    def backward_loss(self, need_dx=False):
         """Backpropagate the last ``loss`` total into every param.grad; returns dL/dx̃ (the encoder
-        input's gradient) if ``needs_input_grad``, else None (the default: see set_needs_input_grad)."""
+        input's gradient) with ``need_dx=True``, else None (x is data)."""
         dh = self.decoder.backward(self.recon_loss.backward())
         if self.penalty is not None:
             dh = dh + self.penalty.backward()
-        return self.encoder.backward(dh)
+        return self.encoder.backward(dh, need_dx=need_dx)
 
 
 _ACTIVATIONS = (Sigmoid, Tanh, ReLU, LeakyReLU, Identity)   # the exact penalty's: each gives s' and s''.
@@ -306,17 +298,17 @@ class ContractiveAutoEncoder(AutoEncoder):
         recon = self.recon_loss(self.decoder(h), target)
         return recon + pen, {"recon": recon, "contractive": pen}
 
-    def backward_loss(self):
+    def backward_loss(self, need_dx=False):
         dh = self.decoder.backward(self.recon_loss.backward())
         if self.mode == "exact":
             da_pen, dw_pen = self.contractive.backward()
-            dx = self._lin.backward(self._act.backward(dh) + da_pen)
+            dx = self._lin.backward(self._act.backward(dh) + da_pen, need_dx=need_dx)
             self._lin.weight.grad += dw_pen
             return dx
         xp = get_array_module(dh)
         dh0, dhk = self.contractive.backward()
         dhs = xp.concatenate([(dh + dh0)[None], dhk]).reshape((-1,) + tuple(dh.shape[1:]))
-        dxs = self.encoder.backward(dhs)                                      # ((K+1)N, …)
+        dxs = self.encoder.backward(dhs, need_dx=need_dx)                     # ((K+1)N, …)
         if dxs is None:
             return None
         n = dh.shape[0]

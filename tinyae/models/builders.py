@@ -386,8 +386,8 @@ class MaxUnpoolFrom(Module):
                              "can only decode the batch that was just encoded")
         return self.unpool(x, self.pool.indices(), output_size=self.pool.in_shape)
 
-    def backward(self, dy):
-        return self.unpool.backward(dy)
+    def backward(self, dy, need_dx=True):
+        return self.unpool.backward(dy, need_dx=need_dx)
 
 
 def _survey_check(where, channels, loss):

@@ -169,7 +169,7 @@ class KerasVAE(VAE):
         self._sample = (eps, scale)
         return mean + scale * eps
 
-    def _backward(self, dz, dmean, dlogvar):
+    def _backward(self, dz, dmean, dlogvar, need_dx):
         if self._sample is None:
             raise RuntimeError("KerasVAE: backward called before forward")
         eps, scale = self._sample
@@ -178,7 +178,8 @@ class KerasVAE(VAE):
         dl = dz * eps * scale * dz.dtype.type(half)
         if dlogvar is not None:
             dl = dl + dlogvar
-        return self.encoder.backward(self.mean_head.backward(dm) + self.logvar_head.backward(dl))
+        dh = self.mean_head.backward(dm) + self.logvar_head.backward(dl)
+        return self.encoder.backward(dh, need_dx=need_dx)
 
     def loss(self, x, target=None, eps=None):
         """(total, {"recon", "kl"}): batch means of the per-sample BCE sum and KL."""
@@ -187,12 +188,12 @@ class KerasVAE(VAE):
         inv = total.dtype.type(1.0 / self._n)
         return total * inv, {k: v * inv for k, v in parts.items()}
 
-    def backward_loss(self):
+    def backward_loss(self, need_dx=False):
         inv = 1.0 / self._n
         dz = self.decoder.backward(self.recon_loss.backward() * self.recon_loss._cache[0].dtype.type(inv))
         dmean, dlogvar = self.kl.backward()
         s = dmean.dtype.type(inv * self.beta)
-        return self._backward(dz, dmean * s, dlogvar * s)
+        return self._backward(dz, dmean * s, dlogvar * s, need_dx)   # need_dx False: x is data
 
     def sample(self, n: int):
         """n digits decoded from z ~ N(0, I), the prior both parameterisations claim."""

@@ -49,7 +49,6 @@ class VAE(Model):
         self.beta = real(beta, "beta (the KL weight)", "VAE", low=0.0)
         self.rng = as_generator(rng)
         self._sample = None  # (eps, std) of the last reparameterize
-        self.set_needs_input_grad(False)  # the input is data: no dL/dx (see Model.set_needs_input_grad)
 
     # -- pieces --------------------------------------------------------------------
     def reparameterize(self, mean, logvar, eps=None):
@@ -100,12 +99,12 @@ class VAE(Model):
         z = self.reparameterize(mean, logvar, eps)
         return self.decode(z), mean, logvar
 
-    def backward(self, dx_hat, dmean=None, dlogvar=None):
-        """dL/dx given dL/dx̂ and (optionally) direct gradients dL/dμ, dL/dℓ (None unless
-        ``needs_input_grad``, see :meth:`Model.set_needs_input_grad`)."""
-        return self._backward(self.decoder.backward(self.output.backward(dx_hat)), dmean, dlogvar)
+    def backward(self, dx_hat, dmean=None, dlogvar=None, need_dx=True):
+        """dL/dx given dL/dx̂ and (optionally) direct gradients dL/dμ, dL/dℓ (None with
+        ``need_dx=False``)."""
+        return self._backward(self.decoder.backward(self.output.backward(dx_hat)), dmean, dlogvar, need_dx)
 
-    def _backward(self, dz, dmean, dlogvar):
+    def _backward(self, dz, dmean, dlogvar, need_dx):
         if self._sample is None:
             raise RuntimeError("VAE: backward called before forward")
         eps, std = self._sample
@@ -118,7 +117,8 @@ class VAE(Model):
         dl = dz * eps * std * dz.dtype.type(0.5)
         if dlogvar is not None:
             dl = dl + dlogvar
-        return self.encoder.backward(self.mean_head.backward(dm) + self.logvar_head.backward(dl))
+        dh = self.mean_head.backward(dm) + self.logvar_head.backward(dl)
+        return self.encoder.backward(dh, need_dx=need_dx)
 
     # -- training interface -----------------------------------------------------------
     def loss(self, x, target=None, eps=None):
@@ -130,8 +130,8 @@ class VAE(Model):
         kl = self.kl(mean, logvar)
         return recon + kl * kl.dtype.type(self.beta), {"recon": recon, "kl": kl}
 
-    def backward_loss(self):
+    def backward_loss(self, need_dx=False):
         dz = self.decoder.backward(self.recon_loss.backward())
         dmean, dlogvar = self.kl.backward()
         b = dmean.dtype.type(self.beta)
-        return self._backward(dz, dmean * b, dlogvar * b)
+        return self._backward(dz, dmean * b, dlogvar * b, need_dx)   # need_dx False: x is data

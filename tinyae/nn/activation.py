@@ -31,10 +31,10 @@ class Identity(Module):
         self.out_shape, self.out_dtype = x.shape, x.dtype
         return x
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         self._require_cache("out_shape")
         self._check_dy(dy, self.out_shape, self.out_dtype)
-        return dy
+        return dy if need_dx else None
 
     def derivatives(self, x):
         """(s'(x), s''(x)) = (1, 0), arrays of x's shape and dtype."""
@@ -61,10 +61,10 @@ class ReLU(Module):
         self.mask, self.out_dtype = x > 0, x.dtype
         return x * self.mask
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         self._require_cache("mask")
         self._check_dy(dy, self.mask.shape, self.out_dtype)
-        return dy * self.mask
+        return dy * self.mask if need_dx else None
 
     def derivatives(self, x):
         """(s'(x), s''(x)) = ([x > 0], 0), arrays of x's shape and dtype."""
@@ -95,9 +95,11 @@ class LeakyReLU(Module):
         pick = xp.maximum if self.negative_slope <= 1 else xp.minimum
         return pick(x, y, out=y)
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         self._require_cache("mask")
         self._check_dy(dy, self.mask.shape, self.out_dtype)
+        if not need_dx:
+            return None
         # the local slope is mask·(1 − a) + a: exactly 1 where x > 0 and a elsewhere
         a = self.negative_slope
         slope = self.mask * dy.dtype.type(1 - a)
@@ -132,10 +134,10 @@ class Tanh(Module):
         self.y = get_array_module(x).tanh(x)
         return self.y
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         self._require_cache("y")
         self._check_dy(dy, self.y.shape, self.y.dtype)
-        return dy * (1 - self.y * self.y)
+        return dy * (1 - self.y * self.y) if need_dx else None
 
     def derivatives(self, x):
         """(s'(x), s''(x)) = (1 − t², −2t·(1 − t²)) with t = tanh(x)."""
@@ -178,10 +180,10 @@ class Sigmoid(Module):
         self.y = sigmoid(x)
         return self.y
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         self._require_cache("y")
         self._check_dy(dy, self.y.shape, self.y.dtype)
-        return dy * self.y * (1 - self.y)
+        return dy * self.y * (1 - self.y) if need_dx else None
 
     def derivatives(self, x):
         """(s'(x), s''(x)) = (s(1 − s), s(1 − s)(1 − 2s)) with s = σ(x)."""

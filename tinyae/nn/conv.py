@@ -56,7 +56,7 @@ class Conv2d(Module):
         dL/dw = dy @ colsᵀ                                                   (F, C*KH*KW)
         dL/dx = col2im(w.reshape(F, C*KH*KW)ᵀ @ dy) without the padding      (N, C, H, W)
     The last line is a transposed convolution of dy with the same weight (docs/backprop.md);
-    it is skipped (backward returns None) when ``needs_input_grad`` is False.  With stride 1
+    it is skipped (backward returns None) with ``backward(dy, need_dx=False)``.  With stride 1
     and F < C both gradients come from one smaller im2col, of dy.
     Forward caches the unpadded input (in CHWN order, ``x_chwn``); backward rebuilds the im2col
     bands from it.
@@ -99,15 +99,14 @@ class Conv2d(Module):
         self.out_hw = (oh, ow)
         return engine.from_chwn(y_cols.reshape(self.out_channels, oh, ow, n))   # (N, F, OH, OW)
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         self._require_cache("x_chwn")
         f, (oh, ow) = self.out_channels, self.out_hw
         n = self.x_chwn.shape[3]
-        if tuple(dy.shape) != (n, f, oh, ow):
-            raise ValueError(f"{self!r}.backward expected dy of shape {(n, f, oh, ow)}, got {tuple(dy.shape)}")
+        self._check_dy(dy, (n, f, oh, ow), self.x_chwn.dtype)
         dy_cols = engine.to_chwn(dy).reshape(f, -1)                       # (F, OH*OW*N)
         dx_chwn, dw_mat = engine.conv2d_backward(self.x_chwn, dy_cols, self.weight.data, self.stride, self.pads,
-                                                 self.out_hw, self.route, need_dx=self.needs_input_grad)
+                                                 self.out_hw, self.route, need_dx=need_dx)
         self.weight.grad += dw_mat.reshape(self.weight.shape)
         if self.bias is not None:
             self.bias.grad += dy_cols.sum(axis=1)
@@ -147,7 +146,7 @@ class ConvTranspose2d(Module):
         dL/dw[c, f, i, j] = Σ_{n, h, w} x[n, c, h, w] · dypad[n, f, SH*h + i, SW*w + j]
               = x.reshape(C, H*W*N) @ im2col(dypad)ᵀ                               (C, F*KH*KW)
         dL/db = Σ_{n, oh, ow} dy[n, f, oh, ow]                                        (F,)
-    (dL/dx is skipped, and backward returns None, when ``needs_input_grad`` is False.)
+    (dL/dx is skipped, and backward returns None, with ``backward(dy, need_dx=False)``.)
 
     Init, from ``rng``: ``init="pytorch"`` (default) w, b ~ U(-1/√fan_in, 1/√fan_in) with fan_in
     computed from the weight's second axis as PyTorch does: fan_in = F*KH*KW; ``init="keras"``/
@@ -201,18 +200,16 @@ class ConvTranspose2d(Module):
             y += self.bias.data[:, None, None]
         return y
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         self._require_cache("x_chwn")
         (h, w), (oh, ow) = self.in_hw, self.out_hw
         n = self.x_chwn.shape[3]
         x_cols = self.x_chwn.reshape(self.in_channels, -1)                # (C, H*W*N)
-        if tuple(dy.shape) != (n, self.out_channels, oh, ow):
-            raise ValueError(f"{self!r}.backward expected dy of shape {(n, self.out_channels, oh, ow)}, "
-                             f"got {tuple(dy.shape)}")
+        self._check_dy(dy, (n, self.out_channels, oh, ow), self.x_chwn.dtype)
         dypad = engine.to_chwn(dy, self.pads)                             # (F, OH+2PH, OW+2PW, N)
         if self.bias is not None:
             self.bias.grad += dy.sum(axis=(0, 2, 3))
-        if not self.needs_input_grad:
+        if not need_dx:
             dw_mat = engine.conv2d_backward_weight(dypad, x_cols, self.kernel_size, self.stride, (h, w))
             self.weight.grad += dw_mat.reshape(self.weight.shape)
             return None

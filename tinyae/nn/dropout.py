@@ -45,9 +45,11 @@ class Dropout(Module):
         self.scale = xp.asarray(mask, dtype=x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))
         return x * self.scale
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         self._require_cache("out_shape")
         self._check_dy(dy, self.out_shape, self.out_dtype)
+        if not need_dx:
+            return None
         return dy if self.scale is None else dy * self.scale
 
     def extra_repr(self):
@@ -81,10 +83,10 @@ class GaussianNoise(Module):
                              f"shape {tuple(x.shape)}; pass an array of the input's shape")
         return x + xp.asarray(noise, dtype=x.dtype) * x.dtype.type(self.std)
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         self._require_cache("out_shape")
         self._check_dy(dy, self.out_shape, self.out_dtype)
-        return dy
+        return dy if need_dx else None
 
     def extra_repr(self):
         return f"std={self.std}"

@@ -18,8 +18,8 @@ class Linear(Module):
         dL/dW = dyᵀ x          (M, N)·(N, D) → (M, D)   (summed over the batch by the product)
         dL/db = Σ_n dy[n]      (M,)
     Each row of x only meets W through a dot product, so the chain rule is one
-    matrix product per gradient.  With ``needs_input_grad`` False (the first layer of a
-    model: x is data) the first product is skipped and backward returns None.
+    matrix product per gradient.  ``backward(dy, need_dx=False)`` (the first layer of a
+    model: x is data) skips the first product and returns None.
 
     Init, drawn from ``rng`` (int seed or Generator): ``init="pytorch"`` (default) W, b ~
     U(-1/√D, 1/√D); ``init="keras"`` (or "glorot") W ~ U(-l, l), l = √(6/(D + M)), b = 0
@@ -44,13 +44,13 @@ class Linear(Module):
             y += self.bias.data
         return y
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         self._require_cache("x")
         self._check_dy(dy, (self.x.shape[0], self.out_features), self.x.dtype)
         self.weight.grad += dy.T @ self.x
         if self.bias is not None:
             self.bias.grad += dy.sum(axis=0)
-        return dy @ self.weight.data if self.needs_input_grad else None
+        return dy @ self.weight.data if need_dx else None
 
     def extra_repr(self):
         return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
@@ -89,13 +89,13 @@ class TiedLinear(Module):
             y += self.bias.data
         return y
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         self._require_cache("x")
         self._check_dy(dy, (self.x.shape[0], self.out_features), self.x.dtype)
         self.weight.grad += self.x.T @ dy
         if self.bias is not None:
             self.bias.grad += dy.sum(axis=0)
-        return dy @ self.weight.data.T if self.needs_input_grad else None
+        return dy @ self.weight.data.T if need_dx else None
 
     def extra_repr(self):
         return f"{self.in_features}, {self.out_features}, tied, bias={self.bias is not None}"

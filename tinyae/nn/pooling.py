@@ -106,7 +106,7 @@ class MaxPool2d(_Pool2d):
             # argmax = k where better, else unchanged.  The offsets come in increasing order,
             # so that is max(argmax, k*better): plain arithmetic, much faster than a masked copy.
             xp.maximum(argmax, better.view(xp.uint8) * argmax.dtype.type(k), out=argmax)
-        self.argmax, self.in_shape = argmax, x.shape
+        self.argmax, self.in_shape, self.in_dtype = argmax, x.shape, x.dtype
         if not self.return_indices:
             return y
         return y, self.indices()
@@ -123,11 +123,11 @@ class MaxPool2d(_Pool2d):
         col = xp.arange(ow, dtype=xp.int64) * sw - pl + k % kw
         return row * w + col
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         self._require_cache("argmax")
-        if tuple(dy.shape) != tuple(self.argmax.shape):
-            raise ValueError(f"{self!r}.backward expected dy of shape {tuple(self.argmax.shape)}, "
-                             f"got {tuple(dy.shape)}")
+        self._check_dy(dy, self.argmax.shape, self.in_dtype)
+        if not need_dx:
+            return None
         xp = get_array_module(dy)
         n, c, h, w = self.in_shape
         pt, pb, pl, pr = self.pads
@@ -177,16 +177,17 @@ class AvgPool2d(_Pool2d):
             else:
                 y += xpad[:, :, rows, cols]
         y /= self.kernel_size[0] * self.kernel_size[1]
-        self.in_shape = x.shape
+        self.in_shape, self.in_dtype = x.shape, x.dtype
         return y
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         self._require_cache("in_shape")
         xp = get_array_module(dy)
         n, c, h, w = self.in_shape
         expected = (n, c) + self.output_size(h, w)
-        if tuple(dy.shape) != expected:
-            raise ValueError(f"{self!r}.backward expected dy of shape {expected}, got {tuple(dy.shape)}")
+        self._check_dy(dy, expected, self.in_dtype)
+        if not need_dx:
+            return None
         pt, pb, pl, pr = self.pads
         share = dy / (self.kernel_size[0] * self.kernel_size[1])
         dxpad = xp.zeros((n, c, h + pt + pb, w + pl + pr), dtype=dy.dtype)
@@ -241,15 +242,15 @@ class MaxUnpool2d(Module):
         # position of every input value in the flattened output (N*C planes of OH*OW)
         target = (xp.arange(n * c, dtype=xp.int64) * (oh * ow)).reshape(n, c, 1, 1) + indices
         self.target, self.in_shape, self.out_shape = target.reshape(-1), x.shape, (n, c, oh, ow)
+        self.out_dtype = x.dtype
         y = xp.zeros(n * c * oh * ow, dtype=x.dtype)
         y[self.target] = x.reshape(-1)
         return y.reshape(n, c, oh, ow)
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         self._require_cache("target")
-        if tuple(dy.shape) != self.out_shape:
-            raise ValueError(f"{self!r}.backward expected dy of shape {self.out_shape}, got {tuple(dy.shape)}")
-        return dy.reshape(-1)[self.target].reshape(self.in_shape)
+        self._check_dy(dy, self.out_shape, self.out_dtype)
+        return dy.reshape(-1)[self.target].reshape(self.in_shape) if need_dx else None
 
     def extra_repr(self):
         return _window_repr(self)
@@ -288,16 +289,16 @@ class Upsample(Module):
         xp = get_array_module(x)
         n, c, h, w = x.shape
         sh, sw = self.scale_factor
-        self.in_shape = x.shape
+        self.in_shape, self.in_dtype = x.shape, x.dtype
         return xp.repeat(xp.repeat(x, sh, axis=2), sw, axis=3)
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         self._require_cache("in_shape")
         n, c, h, w = self.in_shape
         sh, sw = self.scale_factor
-        if tuple(dy.shape) != (n, c, h * sh, w * sw):
-            raise ValueError(f"{self!r}.backward expected dy of shape {(n, c, h * sh, w * sw)}, "
-                             f"got {tuple(dy.shape)}")
+        self._check_dy(dy, (n, c, h * sh, w * sw), self.in_dtype)
+        if not need_dx:
+            return None
         dx = dy[:, :, 0::sh, 0::sw].copy()     # Σ over the SH×SW offsets (a, b) of each block
         for a in range(sh):
             for b in range(sw):

@@ -22,10 +22,10 @@ class Flatten(Module):
         self.in_shape, self.out_shape, self.out_dtype = x.shape, y.shape, x.dtype
         return y
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         self._require_cache("in_shape")
         self._check_dy(dy, self.out_shape, self.out_dtype)
-        return dy.reshape(self.in_shape)
+        return dy.reshape(self.in_shape) if need_dx else None
 
 
 class Reshape(Module):
@@ -52,10 +52,10 @@ class Reshape(Module):
         self.in_shape, self.out_shape, self.out_dtype = x.shape, y.shape, x.dtype
         return y
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         self._require_cache("in_shape")
         self._check_dy(dy, self.out_shape, self.out_dtype)
-        return dy.reshape(self.in_shape)
+        return dy.reshape(self.in_shape) if need_dx else None
 
     def extra_repr(self):
         return ", ".join(map(str, self.shape))
