@@ -38,11 +38,29 @@ def _cupy_ready() -> bool:
 CUPY_READY = _cupy_ready()
 
 
+def _standin() -> bool:
+    from tinyae import backend
+    return backend.cupy_is_standin()
+
+
+def pytest_report_header(config):
+    if _standin():
+        return "cupy: TINYAE_FAKE_CUPY=1, the CPU stand-in (tinyae/_cupy_standin.py): device discipline only"
+    return None
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``gpu`` run only where CuPy and a CUDA device are present."""
-    if CUPY_READY:
-        return
+    """Tests marked ``gpu`` run only where CuPy and a CUDA device are present, or on the CPU
+    stand-in (TINYAE_FAKE_CUPY=1); there, those also marked ``cuda("feature")`` skip, naming
+    the CUDA feature they need."""
+    standin = _standin()
     skip = pytest.mark.skip(reason="needs CuPy and a CUDA device (pip install 'tinyae[cuda12]')")
     for item in items:
-        if "gpu" in item.keywords:
+        if "gpu" not in item.keywords:
+            continue
+        if not CUPY_READY:
             item.add_marker(skip)
+        elif standin and item.get_closest_marker("cuda") is not None:
+            feature = item.get_closest_marker("cuda").args[0]
+            item.add_marker(pytest.mark.skip(reason=f"needs real CUDA ({feature}); the CuPy stand-in "
+                                                    "(TINYAE_FAKE_CUPY=1) runs on the CPU"))

@@ -432,7 +432,7 @@ def test_bad_inputs():
 def test_cupy_matches_numpy():
     if not backend.cupy_available():
         pytest.skip("CuPy with a CUDA device is not available")
-    import cupy
+    cupy = backend.cupy_module()      # or its CPU stand-in (TINYAE_FAKE_CUPY=1)
     for make in (lambda: Conv2d(3, 4, 3, stride=2, padding=1, rng=0), lambda: Conv2d(4, 2, 5, padding="same", rng=0),
                  lambda: ConvTranspose2d(4, 3, 3, stride=2, padding=1, output_padding=1, rng=0)):
         cpu, gpu = make().double(), make().to("cupy", np.float64)

@@ -397,15 +397,25 @@ def test_weighted_gradients_flat_and_packed_agree(reduction):
 
 
 @pytest.mark.gpu
+@pytest.mark.cuda("NCCL, cupy.cuda.nccl")
 def test_gpu_allreduce_over_nccl(tmp_path, mnist_dir):
     """On CuPy: the hand-written loop over NCCL (one rank per GPU) equals the NumPy run."""
+    _device_jobs(tmp_path, mnist_dir, [(2, "gpu")] if backend.cupy_module().cuda.runtime.getDeviceCount() >= 2
+                 else [], [(1, "gpu-nccl")])     # NCCL over 2 GPUs; NCCL on one GPU
+
+
+@pytest.mark.gpu
+def test_gpu_allreduce_through_the_host(tmp_path, mnist_dir):
+    """Two ranks sharing one device, device gradients summed with MPI through host copies, equal
+    the NumPy run (this one runs on the CPU stand-in too: no NCCL involved)."""
+    _device_jobs(tmp_path, mnist_dir, [(2, "gpu-host")])
+
+
+def _device_jobs(tmp_path, mnist_dir, *job_lists):
     if _skip_reason():
         pytest.skip(_skip_reason())
-    import cupy
     want = train_loop(mnist_dir, distributed.World())[0]
-    jobs = [(2, "gpu")] if cupy.cuda.runtime.getDeviceCount() >= 2 else []   # NCCL over 2 GPUs
-    jobs += [(1, "gpu-nccl"), (2, "gpu-host")]     # NCCL on one GPU; two ranks sharing one GPU
-    for n, job in jobs:
+    for n, job in [j for jobs in job_lists for j in jobs]:
         proc, _ = mpirun(n, job, mnist_dir, tmp_path, timeout=300)
         _ok(proc)
         _close(_params(tmp_path / f"{job}.npz"), want, rtol=1e-10)

@@ -20,8 +20,7 @@ pytestmark = pytest.mark.gpu
 
 @pytest.fixture
 def cp():
-    import cupy
-    return cupy
+    return backend.cupy_module()   # CuPy, or its CPU stand-in under TINYAE_FAKE_CUPY=1
 
 
 def _to_cupy(args):
@@ -128,8 +127,8 @@ MODEL_CASES = [
     ("sparse-ae", {"in_features": 20, "hidden": 6, "penalty": ["l1", 0.01]}, (5, 20)),
     ("contractive-ae", {"sizes": [20, 6]}, (5, 20)),
     ("contractive-ae", {"sizes": [20, 8, 6], "activation": "tanh", "mode": "stochastic", "n_samples": 2}, (5, 20)),
-    ("mlp-ae", {"sizes": [20, 8, 4], "tied": True, "corruption": ["mask", 0.3], "penalty": ["kl", 0.1, 1.0]},
-     (5, 20)),
+    ("mlp-ae", {"sizes": [20, 8, 4], "code_activation": "sigmoid", "tied": True, "corruption": ["mask", 0.3],
+                "penalty": ["kl", 0.1, 1.0]}, (5, 20)),     # KL sparsity needs codes in (0, 1)
     ("mlp-vae", {"sizes": [20, 8, 3]}, (5, 20)),
 ]
 

@@ -302,7 +302,7 @@ def test_bad_inputs():
 def test_cupy_matches_numpy():
     if not backend.cupy_available():
         pytest.skip("CuPy with a CUDA device is not available")
-    import cupy
+    cupy = backend.cupy_module()      # or its CPU stand-in (TINYAE_FAKE_CUPY=1)
     x = distinct(0, (2, 3, 8, 8), spacing=0.1)
     for make in (lambda: MaxPool2d(3, 2, 1), lambda: AvgPool2d(3, 2, 1), lambda: Upsample(2)):
         cpu, gpu = make(), make()

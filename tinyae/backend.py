@@ -13,6 +13,8 @@ arrays that already exist keep their device until moved with
 """
 from __future__ import annotations
 
+import os
+
 import numpy
 
 __all__ = [
@@ -33,6 +35,8 @@ __all__ = [
     "set_num_threads",
     "device_noise",
     "asarray_like",
+    "cupy_module",
+    "cupy_is_standin",
 ]
 
 INSTALL_HINT = (
@@ -54,6 +58,10 @@ def _import_cupy():
     global _cupy
     if _cupy is not None:
         return _cupy
+    if os.environ.get("TINYAE_FAKE_CUPY") == "1":   # a developer tool: tinyae/_cupy_standin.py
+        from . import _cupy_standin  # noqa: PLC0415
+        _cupy = _cupy_standin
+        return _cupy
     try:
         import cupy  # noqa: PLC0415  (the one place tinyae imports cupy)
     except ImportError as exc:
@@ -70,6 +78,17 @@ def _import_cupy():
                            "Run with --backend numpy on this machine.")
     _cupy = cupy
     return cupy
+
+
+def cupy_module():
+    """The module ``use("cupy")`` puts behind the backend: CuPy, or with ``TINYAE_FAKE_CUPY=1``
+    the CPU stand-in (tinyae/_cupy_standin.py). Raises :class:`BackendError` like ``use``."""
+    return _import_cupy()
+
+
+def cupy_is_standin() -> bool:
+    """True when ``TINYAE_FAKE_CUPY=1`` replaces CuPy by the CPU stand-in (no GPU, no CUDA)."""
+    return os.environ.get("TINYAE_FAKE_CUPY") == "1"
 
 
 def cupy_available() -> bool:
@@ -214,6 +233,8 @@ def describe_device() -> str:
     """One line naming the backend and the device, printed by the examples at start."""
     if _state["name"] == "cupy":
         cp = _import_cupy()
+        if getattr(cp, "IS_STANDIN", False):
+            return f"backend cupy: {cp.DESCRIPTION} (numpy {numpy.__version__})"
         dev = cp.cuda.Device()
         props = cp.cuda.runtime.getDeviceProperties(dev.id)
         name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
