@@ -54,7 +54,7 @@ def make_state(n, regime, rng):
 def tinyae_candidate(engine, n, regime, rng, single=False):
     p, g, m, v = make_state(n, regime, rng)
     param = nn.Parameter(p)
-    opt = optim.Adam([param], lr=1e-3)
+    opt = optim.Adam([param], lr=1e-3, engine=engine)
     opt.step_count = 100
     param.grad[...] = g
     opt._flat_buffer("exp_avg")[...] = m
@@ -62,7 +62,6 @@ def tinyae_candidate(engine, n, regime, rng, single=False):
     saved = (opt._flat_state["exp_avg"].copy(), opt._flat_state["exp_avg_sq"].copy())
 
     def step():
-        optim_engine.use(engine)
         limit = optim_engine.THREAD_MIN
         if single:
             optim_engine.THREAD_MIN = 1 << 62
@@ -178,7 +177,6 @@ def main(argv=None):
             for k in ("reference", "blocks-1", "blocks", "numexpr", "numba", "torch", "torch-fused"):
                 cells.append("n/a" if k not in times else f"{1e6 * statistics.median(times[k]):.0f}")
             print(f"| {n:,} | {regime} | " + " | ".join(cells) + " |", flush=True)
-    optim_engine.use("blocks")
     print(f"# µs per step, median of {args.repeat} rounds of {args.steps} steps; load average at end: "
           f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 

@@ -46,8 +46,9 @@ def main(argv=None):
     bench = ts.BENCH_BY_KEY[args.model]
     runners = {}
     for e in engines:
-        optim_engine.use(e)
+        os.environ["TINYAE_OPTIM_ENGINE"] = e       # the engine the runner's Adam is built with
         runners[e] = ts.LocalRunner("tinyae", bench, 0, False, args.batches)
+        assert runners[e].step.opt.engine == e
     print(f"# {args.model}, batch {bench.batch}, {args.threads} thread(s), engines {engines}; load average "
           f"{os.getloadavg()[0]:.1f}", flush=True)
     print("| steps | " + " | ".join(f"{e} loss" for e in engines) + " | max rel. loss diff vs reference | "
@@ -58,7 +59,6 @@ def main(argv=None):
     for done in range(0, args.steps, args.chunk):
         row = {"steps": done + args.chunk, "loss": {}, "subnormal_pct": {}, "ms": {}}
         for e in (engines if (done // args.chunk) % 2 == 0 else engines[::-1]):
-            optim_engine.use(e)
             time.sleep(args.settle)
             r = runners[e]
             row["ms"][e] = r.run(args.chunk) * 1e3

@@ -11,20 +11,19 @@ from tinyae import nn, optim, optim_engine
 
 @pytest.fixture
 def engine():
-    """Restore the process-wide engine and thread count after each test; two threads during it
-    (so the buffers above THREAD_MIN take the threaded paths)."""
-    before, threads = optim_engine.current(), optim_engine._state.get("threads")
+    """Two threads during the test (so the buffers above THREAD_MIN take the threaded paths),
+    the thread count restored after it."""
+    threads = optim_engine._state.get("threads")
     optim_engine.set_num_threads(2)
     yield optim_engine
-    optim_engine.use(before)
     optim_engine._state["threads"] = threads
 
 
-def run_adam(engine_name, sizes, dtype, steps, seed=0, **hyper):
-    optim_engine.use(engine_name)
+def run_adam(engine_name, sizes, dtype, steps, seed=0, flat=True, **hyper):
     rng = np.random.default_rng(seed)
     params = [nn.Parameter(rng.standard_normal(n).astype(dtype)) for n in sizes]
-    opt = optim.Adam(params, **hyper)
+    opt = optim.Adam(params, engine=engine_name, flat=flat, **hyper)
+    assert f"engine={engine_name!r}" in repr(opt)
     for _ in range(steps):
         opt.zero_grad()
         for p in params:
@@ -50,15 +49,11 @@ def test_engine_equals_reference_bit_for_bit(engine, dtype, sizes):
 @given(n=st.integers(1, 3000), lr=st.floats(1e-5, 1e-1), b1=st.floats(0.0, 0.99), b2=st.floats(0.5, 0.9999),
        eps=st.floats(1e-10, 1e-3), wd=st.sampled_from([0.0, 1e-2]), seed=st.integers(0, 2**16))
 def test_engine_equals_reference_for_drawn_hyperparameters(n, lr, b1, b2, eps, wd, seed):
-    before = optim_engine.current()
-    try:
-        hyper = dict(lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd)
-        ref, _ = run_adam("reference", [n], np.float64, steps=3, seed=seed, **hyper)
-        for name in optim_engine.available():
-            got, _ = run_adam(name, [n], np.float64, steps=3, seed=seed, **hyper)
-            np.testing.assert_array_equal(got[0], ref[0], err_msg=name)
-    finally:
-        optim_engine.use(before)
+    hyper = dict(lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd)
+    ref, _ = run_adam("reference", [n], np.float64, steps=3, seed=seed, **hyper)
+    for name in optim_engine.available():
+        got, _ = run_adam(name, [n], np.float64, steps=3, seed=seed, **hyper)
+        np.testing.assert_array_equal(got[0], ref[0], err_msg=name)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -67,9 +62,8 @@ def test_engine_flushes_subnormal_moments_only(engine, dtype):
     for name in engine.available():
         if name == "reference":
             continue
-        engine.use(name)
         p = nn.Parameter(np.ones(6, dtype=dtype))
-        opt = optim.Adam([p], lr=1e-3)
+        opt = optim.Adam([p], lr=1e-3, engine=name)
         opt.step()                                   # creates the state (all zeros: grad 0)
         m, v = opt._flat_state["exp_avg"], opt._flat_state["exp_avg_sq"]
         m[:] = np.array([tiny * 1.05, -tiny * 1.05, tiny * 50, 0.5, 0, -1e-3], dtype=dtype)
@@ -82,7 +76,78 @@ def test_engine_flushes_subnormal_moments_only(engine, dtype):
 
 
 def test_unknown_engine_and_bad_thread_count_are_refused(engine):
-    with pytest.raises(ValueError, match="unknown engine 'fast'.*blocks"):
-        engine.use("fast")
+    p = nn.Parameter(np.ones(3, dtype=np.float32))
+    with pytest.raises(ValueError, match="Adam: unknown engine 'fast'.*blocks"):
+        optim.Adam([p], engine="fast")
     with pytest.raises(ValueError, match="at least 1 thread, got 0"):
         engine.set_num_threads(0)
+
+
+def test_the_default_engine_comes_from_the_environment_when_set(monkeypatch):
+    p = nn.Parameter(np.ones(3, dtype=np.float32))
+    monkeypatch.setenv("TINYAE_OPTIM_ENGINE", "blocks")
+    assert optim.Adam([p]).engine == "blocks"
+    monkeypatch.setenv("TINYAE_OPTIM_ENGINE", "turbo")
+    with pytest.raises(ValueError, match=r"\$TINYAE_OPTIM_ENGINE: unknown engine 'turbo'"):
+        optim.Adam([p])
+    monkeypatch.delenv("TINYAE_OPTIM_ENGINE")
+    assert optim.Adam([p]).engine == ("numba" if "numba" in optim_engine.available() else "reference")
+
+
+# -- parameter by parameter: flat=False, or the flat buffer left behind (issue: Adam crashed) ---
+
+def _model(seed):
+    return nn.Sequential(nn.Linear(6, 5, rng=seed), nn.Tanh(), nn.Linear(5, 3, rng=seed + 1))
+
+
+def _train(model, opt, steps, dtype=np.float32):
+    rng = np.random.default_rng(7)
+    for _ in range(steps):
+        x = rng.standard_normal((4, 6)).astype(dtype)
+        y = model(x)
+        opt.zero_grad()
+        model.backward(y - 1, need_dx=False)
+        opt.step()
+    return [p.data.copy() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("name", optim_engine.available())
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_per_parameter_updates_equal_the_flat_ones_bit_for_bit(name, dtype):
+    """flat=False runs the same arithmetic one parameter at a time, on every engine."""
+    a, b = _model(0).to(dtype=dtype), _model(0).to(dtype=dtype)
+    flat = _train(a, optim.Adam(a.parameters(), lr=1e-2, engine=name, weight_decay=1e-3), 5, dtype)
+    each = _train(b, optim.Adam(b.parameters(), lr=1e-2, engine=name, weight_decay=1e-3, flat=False), 5, dtype)
+    for x, y in zip(flat, each):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("name", optim_engine.available())
+@pytest.mark.parametrize("move", ["double", "float", "to", "replace data", "replace grad"])
+def test_adam_keeps_working_when_the_model_is_changed_under_it(name, move):
+    """After .double()/.float()/.to() on a model whose optimizer exists, or a replaced p.data or
+    p.grad, the flat buffer no longer holds the parameters: Adam updates them one by one, its
+    moments following each parameter's dtype, and the numbers equal the reference engine's."""
+    results = {}
+    for engine_name in ("reference", name):
+        model = _model(1)
+        opt = optim.Adam(model.parameters(), lr=1e-2, engine=engine_name)
+        _train(model, opt, 2)
+        if move == "double":
+            model.double()
+        elif move == "float":
+            model.double().float()
+        elif move == "to":
+            model.to("numpy")
+        elif move == "replace data":
+            p = model[0].weight
+            p.data = p.data.copy()
+        else:
+            p = model[0].weight
+            p.grad = np.zeros_like(p.data)
+        dtype = np.float64 if move == "double" else np.float32
+        results[engine_name] = _train(model, opt, 3, dtype)
+        assert all(p.data.dtype == dtype for p in model.parameters())
+        assert all(st["exp_avg"].dtype == dtype for st in opt.state)
+    for x, y in zip(results["reference"], results[name]):
+        np.testing.assert_array_equal(x, y)

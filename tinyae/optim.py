@@ -5,6 +5,16 @@ Usage::
     opt = Adam(model.parameters(), lr=1e-3)
     opt.zero_grad(); ...; model.backward(dy); opt.step()
 
+Each optimizer's :meth:`~Optimizer.update` is its rule, line by line: what the docs quote.
+Two speed-ups are chosen once, when the optimizer is made, and shown in its repr:
+
+* ``flat=True`` (the default) moves every parameter into one contiguous buffer
+  (:class:`FlatBuffers`: each ``p.data`` / ``p.grad`` becomes a view of it), so that the
+  rule runs once over all parameters instead of once per parameter.
+* ``Adam(engine=...)`` picks who runs the rule on the CPU (``tinyae/optim_engine.py``):
+  "reference" runs :meth:`Adam.update` itself; "numba" / "blocks" run the same arithmetic
+  faster.  On CuPy arrays one fused GPU kernel runs it.
+
 ``state_dict()`` / ``load_state_dict()`` save and restore everything needed to
 resume training bit for bit (step counts, moment estimates, hyperparameters).
 """
@@ -26,11 +36,11 @@ class FlatBuffers:
     An update rule is element-wise, so it can run once over the concatenation of all
     parameters instead of once per parameter: a small model (12 arrays of a few
     hundred numbers) then pays ~10 array operations per step instead of ~120, and
-    Python's per-call overhead stops dominating.  The modules never notice: each
-    ``p.data`` is rebound to a reshaped view of its slice, so reading and writing it
-    reads and writes the buffer.  Anything that *replaces* ``p.data`` (``module.to``)
-    breaks the link; :meth:`intact` sees that and the optimizer falls back to a
-    per-parameter loop (create optimizers after moving the model).
+    Python's per-call overhead stops dominating.  Building it rebinds each ``p.data`` (and
+    ``p.grad``) to a reshaped view of its slice, so the modules read and write the buffer.
+    Anything that later *replaces* ``p.data`` or ``p.grad`` (``module.to``, ``.double()``)
+    breaks the link: :meth:`intact` says so, and the optimizer then updates parameter by
+    parameter (same numbers; create optimizers after moving the model to keep the speed).
     """
 
     def __init__(self, params):
@@ -69,9 +79,9 @@ class FlatBuffers:
 class Optimizer:
     """Holds a list of Parameters and, per parameter, named state arrays ("exp_avg", …).
 
-    Subclasses write their update once, for arrays ``(param, grad, *state)``, in
+    Subclasses write their rule once, for arrays ``(param, grad, *state)``, in
     :meth:`update`; :meth:`step` applies it either once to the flat buffers holding every
-    parameter (the fast path, see :class:`FlatBuffers`) or to each parameter in turn.
+    parameter (``flat=True``, see :class:`FlatBuffers`) or to each parameter in turn.
     """
 
     buffers: tuple = ()  # names of the per-parameter state arrays, e.g. ("exp_avg", "exp_avg_sq")
@@ -91,11 +101,18 @@ class Optimizer:
 
     def step(self):
         self.step_count += 1
+        for param, grad, *state in self._groups():
+            self._apply(param, grad, *state)
+
+    def _groups(self):
+        """(param, grad, *state) arrays to update: the flat buffers, or each parameter's own."""
         if self.flat is not None and self.flat.intact():
-            self.update(self.flat.data, self.flat.grad, *(self._flat_buffer(n) for n in self.buffers))
-            return
-        for i, p in enumerate(self.params):
-            self.update(p.data, p.grad, *(self._buffer(i, n) for n in self.buffers))
+            return [(self.flat.data, self.flat.grad, *(self._flat_buffer(n) for n in self.buffers))]
+        return [(p.data, p.grad, *(self._buffer(i, n) for n in self.buffers)) for i, p in enumerate(self.params)]
+
+    def _apply(self, param, grad, *state):
+        """Run :meth:`update` (an optimizer with a faster engine runs that instead)."""
+        self.update(param, grad, *state)
 
     def zero_grad(self):
         if self.flat is not None and self.flat.intact():
@@ -115,14 +132,18 @@ class Optimizer:
         return self._flat_state[name]
 
     def _buffer(self, i, name):
-        """The state array ``name`` of parameter i, created as zeros on first use."""
-        if name not in self.state[i]:
-            if self.flat is not None:
-                self._flat_buffer(name)
-            else:
-                p = self.params[i].data
-                self.state[i][name] = backend.get_array_module(p).zeros_like(p)
-        return self.state[i][name]
+        """The state array ``name`` of parameter i, created as zeros on first use (and made
+        anew if the parameter was moved or cast since: the state follows the parameter)."""
+        p = self.params[i].data
+        st = self.state[i].get(name)
+        if st is None and self.flat is not None and self.flat.intact():
+            self._flat_buffer(name)
+            st = self.state[i][name]
+        if st is None:
+            st = self.state[i][name] = backend.get_array_module(p).zeros_like(p)
+        elif st.dtype != p.dtype or type(st) is not type(p):
+            st = self.state[i][name] = backend.asarray_like(st, p)
+        return st
 
     def _hyper(self) -> dict:
         raise NotImplementedError
@@ -356,18 +377,27 @@ class Adam(Optimizer):
         v ← β₂ v + (1 − β₂) g²                     (second moment)
         θ ← θ − lr/(1 − β₁ᵗ) · m / ( √v / √(1 − β₂ᵗ) + ε )    (bias-corrected, t = step)
 
-    :meth:`update` is that rule, line by line (the reference).  On the CPU the engine
-    (tinyae/optim_engine.py) runs the same operations in cache-sized blocks on a few threads
-    and flushes subnormal moments to 0; ``tinyae.optim_engine.use("reference")`` runs the
-    lines of :meth:`update` instead.  On the GPU one fused CuPy kernel runs them.
+    :meth:`update` is that rule, line by line (the reference).  ``engine`` says who runs it on
+    the CPU, chosen once here (tinyae/optim_engine.py): "reference" runs :meth:`update`;
+    "numba" (the default when Numba is installed) and "blocks" run the same operations in
+    one compiled loop or in cache-sized blocks, and flush subnormal moments to 0 (bit-equal
+    otherwise: tests/test_optim_engine.py).  ``None``: ``optim_engine.default()``
+    ($TINYAE_OPTIM_ENGINE, else "numba" if installed, else "reference").  On CuPy arrays one
+    fused GPU kernel runs the rule, whatever the engine.
     """
 
     buffers = ("exp_avg", "exp_avg_sq")
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, flat=True):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, flat=True,
+                 engine=None):
         hyper = self._checked_hyper(betas=betas, eps=eps, weight_decay=weight_decay)
         super().__init__(params, lr, flat)
         self.betas, self.eps, self.weight_decay = hyper["betas"], hyper["eps"], hyper["weight_decay"]
+        self.engine = optim_engine.default() if engine is None else optim_engine.check(engine, type(self).__name__)
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(lr={self.lr:g}, betas={self.betas}, eps={self.eps:g}, "
+                f"weight_decay={self.weight_decay:g}, flat={self.flat is not None}, engine={self.engine!r})")
 
     @staticmethod
     def _checked_hyper(betas, eps, weight_decay):
@@ -395,21 +425,30 @@ class Adam(Optimizer):
         g = grad
         if self.weight_decay:
             g = g + self.weight_decay * param
-        xp = backend.get_array_module(param)
-        if xp is not numpy:  # on the GPU: the same arithmetic as one fused kernel (one launch)
-            _fused_adam(xp)(g, b1, b2, step_size, bias2_sqrt, self.eps, param, m, v)
-            return
-        if optim_engine.adam_step(param, g, m, v, b1=b1, b2=b2, step_size=step_size,
-                                  bias2_sqrt=bias2_sqrt, eps=self.eps):
-            return  # on the CPU: the lines below, in blocks and threads (tinyae/optim_engine.py)
         m *= b1
         m += (1 - b1) * g
         v *= b2
         v += (1 - b2) * (g * g)
-        denom = xp.sqrt(v)
+        denom = backend.get_array_module(param).sqrt(v)
         denom /= bias2_sqrt
         denom += self.eps
         param -= step_size * (m / denom)
+
+    def _apply(self, param, grad, m, v):
+        """The rule of :meth:`update`, run by the fused GPU kernel on CuPy arrays, else by the
+        engine chosen at construction (on contiguous arrays; the reference otherwise)."""
+        xp = backend.get_array_module(param)
+        if xp is numpy and (self.engine == "reference" or not all(a.flags.c_contiguous for a in (param, m, v))):
+            return self.update(param, grad, m, v)
+        t = self.step_count
+        b1, b2 = self.betas
+        step_size, bias2_sqrt = self.lr / (1 - b1 ** t), math.sqrt(1 - b2 ** t)
+        g = grad + self.weight_decay * param if self.weight_decay else grad
+        if xp is not numpy:
+            _fused_adam(xp)(g, b1, b2, step_size, bias2_sqrt, self.eps, param, m, v)
+        else:
+            optim_engine.adam_step(self.engine, param.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
+                                   b1=b1, b2=b2, step_size=step_size, bias2_sqrt=bias2_sqrt, eps=self.eps)
 
 
 _FUSED = {}

@@ -21,7 +21,8 @@ buffer, with three differences that only change speed:
    unchanged (docs/performance.md has the measurement); frameworks that flush subnormals in
    hardware (FTZ/DAZ) do the same thing.
 
-``use(name)`` picks the engine for the whole process:
+An optimizer picks its engine once, when it is made (``Adam(..., engine="numba")``, shown in
+its repr); :func:`default` is the choice when it says nothing:
 
 * ``"numba"`` (the default when the optional Numba package is installed, ``pip install
   'tinyae[fast]'``): the rule as one compiled loop, each number read and written once
@@ -34,7 +35,7 @@ buffer, with three differences that only change speed:
   flushes add six passes, and 28 blocks × 16 ufunc calls cost ~0.7 ms of call overhead);
   it paid off on an Intel Xeon, where subnormal arithmetic is far slower.
 
-The environment variable ``TINYAE_OPTIM_ENGINE`` sets the initial choice.  Why these two
+The environment variable ``TINYAE_OPTIM_ENGINE`` sets the default.  Why these two
 (and not numexpr, which was measured too): docs/performance.md, "Adam's engine".  The GPU
 path is separate: CuPy's fused ElementwiseKernel (:func:`tinyae.optim._fused_adam`).
 """
@@ -47,13 +48,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy
 
-__all__ = ["use", "current", "available", "set_num_threads", "adam_step", "BLOCK", "THREAD_MIN"]
+__all__ = ["default", "check", "available", "set_num_threads", "adam_step", "BLOCK", "THREAD_MIN"]
 
 BLOCK = 16384            # numbers per block: 64 KiB in float32; ~5 arrays of it stay in L2
 THREAD_MIN = 1 << 17     # below ~131k numbers one thread is faster (pool hand-off ~20 µs)
 ENGINES = ("numba", "blocks", "reference")
 
-_state = {"engine": None, "pool": None, "workers": 0}
+_state = {"pool": None, "workers": 0}
 _local = threading.local()
 
 
@@ -65,22 +66,24 @@ def available() -> list:
     return out
 
 
-def use(name: str) -> str:
-    """Select the CPU engine for every optimizer ("numba", "blocks" or "reference")."""
+def check(name, where: str = "tinyae.optim_engine") -> str:
+    """``name`` if it is an engine this process can run ("numba", "blocks" or "reference"),
+    else a ValueError saying what to choose."""
     if name not in ENGINES:
-        raise ValueError(f"tinyae.optim_engine.use: unknown engine {name!r}; choose one of {ENGINES}")
+        raise ValueError(f"{where}: unknown engine {name!r}; choose one of {ENGINES}")
     if name not in available():
-        raise ValueError(f"tinyae.optim_engine.use: {name!r} needs the numba package "
+        raise ValueError(f"{where}: engine {name!r} needs the numba package "
                          "(pip install numba, or pip install 'tinyae[fast]')")
-    _state["engine"] = name
     return name
 
 
-def current() -> str:
-    """The engine in use (first call: $TINYAE_OPTIM_ENGINE, else "numba" if installed, else "reference")."""
-    if _state["engine"] is None:
-        use(os.environ.get("TINYAE_OPTIM_ENGINE") or ("numba" if "numba" in available() else "reference"))
-    return _state["engine"]
+def default() -> str:
+    """The engine an optimizer gets when it names none: $TINYAE_OPTIM_ENGINE, else "numba"
+    if installed, else "reference"."""
+    env = os.environ.get("TINYAE_OPTIM_ENGINE")
+    if env:
+        return check(env, "$TINYAE_OPTIM_ENGINE")
+    return "numba" if "numba" in available() else "reference"
 
 
 def set_num_threads(n: int):
@@ -205,18 +208,17 @@ def _numba_kernel():
     return _NUMBA["adam"]
 
 
-def adam_step(param, grad, m, v, *, b1, b2, step_size, bias2_sqrt, eps) -> bool:
-    """Run Adam's update on NumPy arrays with the current engine; False when the engine is
-    "reference" (the caller then runs :meth:`Adam.update` itself).  The constants are
-    rounded to the arrays' dtype exactly as NumPy rounds a Python float in ``array * x``."""
-    engine = current()
-    if engine == "reference":
-        return False
+def adam_step(engine, param, grad, m, v, *, b1, b2, step_size, bias2_sqrt, eps):
+    """Run Adam's update with ``engine`` ("numba" or "blocks") on 1-D contiguous NumPy arrays
+    (``grad`` already holds any weight decay).  The constants are rounded to the arrays'
+    dtype exactly as NumPy rounds a Python float in ``array * x``."""
     f = param.dtype.type
     consts = (f(b1), f(1 - b1), f(b2), f(1 - b2), f(step_size), f(bias2_sqrt), f(eps),
               f(numpy.finfo(param.dtype).tiny))
     if engine == "numba":
         _numba_kernel()(param, grad, m, v, *consts)
-    else:
+    elif engine == "blocks":
         _run_blocks(_adam_block, (param, grad, m, v), consts)
-    return True
+    else:
+        raise ValueError(f"tinyae.optim_engine.adam_step: engine {engine!r} is not a CPU engine "
+                         "(\"numba\" or \"blocks\"; \"reference\" is Adam.update itself)")

@@ -76,10 +76,24 @@ class KerasAdam(Adam):
     m / (√v/√(1 − β₂ᵗ) + ε)) is where ε sits: Keras adds it to √v before the bias correction
     (the paper's "ε-hat"), i.e. PyTorch's update with ε/√(1 − β₂ᵗ) — 31.6× larger at step 1,
     the same after a few thousand steps.  It matters where v is tiny (dead units).
+
+    On the CPU :meth:`update` always runs itself (``engine`` is "reference": the CPU engines
+    run PyTorch's form); on CuPy arrays the fused kernel runs PyTorch's form with ε/√(1 − β₂ᵗ).
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=EPSILON, weight_decay=0.0, flat=True):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, flat=flat)
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, flat=flat,
+                         engine="reference")
+
+    def _apply(self, param, grad, m, v):
+        xp = backend.get_array_module(param)
+        if xp is numpy:
+            return self.update(param, grad, m, v)
+        t = self.step_count
+        b1, b2 = self.betas
+        bias2_sqrt = math.sqrt(1 - b2 ** t)
+        g = grad + self.weight_decay * param if self.weight_decay else grad
+        _fused_adam(xp)(g, b1, b2, self.lr / (1 - b1 ** t), bias2_sqrt, self.eps / bias2_sqrt, param, m, v)
 
     def update(self, param, grad, m, v):
         t = self.step_count
@@ -90,9 +104,6 @@ class KerasAdam(Adam):
         if self.weight_decay:
             g = g + self.weight_decay * param
         xp = backend.get_array_module(param)
-        if xp is not numpy:  # the same arithmetic: PyTorch's fused update with ε/√(1 − β₂ᵗ)
-            _fused_adam(xp)(g, b1, b2, self.lr / (1 - b1 ** t), bias2_sqrt, self.eps / bias2_sqrt, param, m, v)
-            return
         m *= b1
         m += (1 - b1) * g
         v *= b2
