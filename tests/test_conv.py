@@ -10,7 +10,7 @@ from tinyae.gradcheck import check_module
 from tinyae.nn import _conv_engine as engine
 from tinyae.nn import reference as ref
 from tinyae.nn.conv import Conv2d, ConvTranspose2d
-from tinyae.nn.im2col import same_padding
+from tinyae.nn._conv_args import same_padding
 
 RTOL, ATOL = 1e-6, 1e-9
 

@@ -24,7 +24,7 @@ from strategies import conv_configs, conv_transpose_configs, distinct, pool_conf
 from tinyae.nn import _conv_engine as engine
 from tinyae.nn import im2col
 from tinyae.nn import reference as ref
-from tinyae.nn.im2col import conv_output_size
+from tinyae.nn._conv_args import conv_output_size
 from tinyae.nn.pooling import AvgPool2d, MaxPool2d
 
 RTOL, ATOL = 1e-10, 1e-12
@@ -217,3 +217,47 @@ def test_backprop_doc_quotes_the_im2col_source_verbatim():
                            ("dxpad = col2im(w_mat.T @ dy_mat", None), ("dy.shape[2:])", "# dx = col2im(Wᵀ · dy)")):
         assert any(line.startswith(start) and (comment is None or line.endswith(comment)) for line in quoted), \
             f"docs/backprop.md should quote the line {start!r}"
+
+
+# ---------------------------------------------------------------------------
+# a whole model on each level: the conv AEs trained a few steps, the same numbers
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["conv-ae", "conv-ae-transposed"])
+def test_a_conv_model_trains_the_same_on_every_level(name):
+    """models.build(name) in float64, 3 Adam steps on 2 digits-sized inputs, once per level
+    (nn.set_conv_impl): the loops, im2col and the engine give the same losses and weights."""
+    from tinyae import models, nn
+    from tinyae.optim import Adam
+
+    x = np.random.default_rng(0).uniform(0.05, 0.95, (2, 1, 28, 28))
+    results = {}
+    for impl in nn.conv.IMPLS:
+        model = nn.set_conv_impl(models.build(name, seed=1).double(), impl)
+        assert all(m.impl == impl for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
+        opt = Adam(model.parameters(), lr=1e-3, engine="reference")
+        losses = []
+        for _ in range(3):
+            total, _ = model.loss(x)
+            opt.zero_grad()
+            model.backward_loss()
+            opt.step()
+            losses.append(float(total))
+        results[impl] = (losses, [p.data.copy() for p in model.parameters()])
+    ref_losses, ref_params = results["loops"]
+    for impl in ("im2col", "engine"):
+        losses, params = results[impl]
+        np.testing.assert_allclose(losses, ref_losses, rtol=1e-12, atol=0, err_msg=impl)
+        for a, b in zip(params, ref_params):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-12, err_msg=impl)
+
+
+def test_conv_impl_is_checked_and_loops_refuse_what_they_cannot_run():
+    from tinyae import nn
+    with pytest.raises(ValueError, match=r"Conv2d\(1, 2, kernel_size=3\): impl must be one of \('engine', "):
+        nn.Conv2d(1, 2, 3, impl="fast")
+    with pytest.raises(ValueError, match=r"impl must be one of"):
+        nn.set_conv_impl(nn.Sequential(nn.ConvTranspose2d(1, 2, 3)), "gpu")
+    layer = nn.Conv2d(1, 2, 3, rng=0, impl="im2col")
+    y = layer(np.ones((1, 1, 4, 4), np.float32))
+    assert y.dtype == np.float32 and y.shape == (1, 2, 2, 2)
+    assert layer.backward(np.ones_like(y), need_dx=False) is None and layer.weight.grad.any()

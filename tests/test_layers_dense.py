@@ -140,6 +140,9 @@ if hasattr(nn, "Conv2d"):
               bad_shapes=((2, 3, 5, 5), (2, 2, 5), (2, 50))),
         Entry("Conv2d(k(2,3),nobias)", lambda s: _build("Conv2d", 2, 3, kernel_size=(2, 3), bias=False, seed=s),
               _normal((1, 2, 4, 5)), lambda s: (s[0], 3, s[2] - 1, s[3] - 2)),
+        Entry("Conv2d(k3,s2,p1,im2col)",     # the readable level, run by the layer itself
+              lambda s: _build("Conv2d", 2, 3, kernel_size=3, stride=2, padding=1, impl="im2col", seed=s),
+              _normal((2, 2, 5, 5)), lambda s: (s[0], 3, _conv_out(s[2], 3, 2, 1), _conv_out(s[3], 3, 2, 1))),
     ]
 if hasattr(nn, "ConvTranspose2d"):
     LAYER_FACTORIES.append(
@@ -147,6 +150,10 @@ if hasattr(nn, "ConvTranspose2d"):
               lambda s: _build("ConvTranspose2d", 3, 2, kernel_size=3, stride=2, padding=1, seed=s),
               _normal((2, 3, 3, 3)), lambda s: (s[0], 2, (s[2] - 1) * 2 - 2 + 3, (s[3] - 1) * 2 - 2 + 3),
               bad_shapes=((2, 2, 3, 3), (2, 3, 3))))
+    LAYER_FACTORIES.append(
+        Entry("ConvTranspose2d(k3,s2,p1,im2col)",
+              lambda s: _build("ConvTranspose2d", 3, 2, kernel_size=3, stride=2, padding=1, impl="im2col", seed=s),
+              _normal((2, 3, 3, 3)), lambda s: (s[0], 2, (s[2] - 1) * 2 - 2 + 3, (s[3] - 1) * 2 - 2 + 3)))
 if hasattr(nn, "MaxPool2d"):
     LAYER_FACTORIES += [
         Entry("MaxPool2d(2)", lambda s: _build("MaxPool2d", 2, seed=s), _distinct((2, 2, 4, 4)),

@@ -207,3 +207,167 @@ def parameter_data(data):
     if not hasattr(data, "dtype") or getattr(data.dtype, "kind", None) != "f":
         raise DTypeError(f"Parameter: data must be a float array (float32 or float64), got "
                          f"{getattr(data, 'dtype', type(data).__name__)}")
+
+
+# -- the checks a loss runs on every call (tinyae.losses.Loss's helpers) ----------------------------
+
+def loss_pair(name, pred, target, names=("pred", "target")):
+    """Raise, naming the loss, unless ``pred`` and ``target`` are float arrays of one shape,
+    dtype and device, with a non-empty batch."""
+    dtype = getattr(pred, "dtype", None)
+    if (type(pred) is type(target) and dtype is not None and dtype.kind == "f" and dtype == target.dtype
+            and pred.shape == target.shape and pred.ndim and pred.shape[0]):
+        return  # the common case, in a few comparisons; the checks below name what is wrong
+    for arr, label in zip((pred, target), names):
+        if not hasattr(arr, "dtype") or arr.dtype.kind != "f":
+            raise DTypeError(f"{name}: {label} must be a float array, got "
+                             f"{getattr(arr, 'dtype', type(arr).__name__)}; convert with "
+                             f"{label}.astype('float32')")
+    if tuple(pred.shape) != tuple(target.shape):
+        raise ValueError(f"{name}: {names[0]} has shape {tuple(pred.shape)} but {names[1]} has shape "
+                         f"{tuple(target.shape)}; they must match exactly (no broadcasting)")
+    if backend.get_array_module(pred) is not backend.get_array_module(target):
+        raise ValueError(f"{name}: {names[0]} and {names[1]} are on different devices")
+    if pred.dtype != target.dtype:  # else the result and gradient would silently be the wider type
+        raise DTypeError(f"{name}: {names[0]} is {pred.dtype} but {names[1]} is {target.dtype}; "
+                         f"cast one, e.g. {names[1]}.astype({names[0]}.dtype)")
+    if pred.ndim == 0 or pred.shape[0] == 0:  # a mean over nothing is NaN
+        raise ValueError(f"{name}: expected a non-empty batch (N >= 1 along axis 0), got {names[0]} "
+                         f"of shape {tuple(pred.shape)}")
+
+
+def unit_interval(name, arr, label, hint):
+    """Raise unless every value of ``arr`` lies in [0, 1]: one min and one max reduction
+    (and on a GPU one synchronisation).  NaN passes, to give a NaN loss that fit reports."""
+    lo, hi = arr.min(), arr.max()
+    if (lo < 0) | (hi > 1):
+        raise ValueError(f"{name}: {label} must lie in [0, 1], got values in "
+                         f"[{float(lo):.4g}, {float(hi):.4g}]; {hint}")
+
+
+# -- an optimizer's state_dict, checked before anything is loaded (Optimizer.load_state_dict) -------
+
+def optimizer_state(opt, state):
+    """(step_count, lr, hyperparameters, {(i, buffer): array}) from ``state``, every key and
+    value checked against optimizer ``opt`` (see :meth:`tinyae.optim.Optimizer.load_state_dict`)."""
+    name = type(opt).__name__
+    where = f"{name}.load_state_dict"
+    if not (hasattr(state, "keys") and hasattr(state, "__getitem__")):
+        raise TypeError(f"{where}: expected the dict that optimizer.state_dict() returns, got "
+                        f"{type(state).__name__}")
+    hyper_keys = [f"hyper.{k}" for k in opt._hyper()]
+    missing = [k for k in ["step_count", "lr"] + hyper_keys if k not in state]
+    if missing:
+        raise ValueError(f"{where}: the state has no {', '.join(map(repr, missing))} (keys that "
+                         f"{name}.state_dict() always writes); pass the dict an optimizer of this "
+                         "class saved")
+    step_count = numpy.asarray(state["step_count"])
+    if step_count.shape != () or step_count.dtype.kind not in "iu" or int(step_count) < 0:
+        raise ValueError(f"{where}: 'step_count' must be an int >= 0, got {state['step_count']!r}")
+    step_count = int(step_count)
+    lr = _scalar(state["lr"], "lr", where)
+    if not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"{where}: 'lr' must be finite and > 0, got {lr}")
+    saved = {k: _hyper_value(state[f"hyper.{k}"], v, k, where) for k, v in opt._hyper().items()}
+    try:
+        hyper = opt._checked_hyper(**saved)
+    except (TypeError, ValueError) as exc:  # a wrong type inside the state is a bad value of it
+        raise ValueError(f"{where}: invalid hyperparameter in the state: {exc}") from None
+    buffers = type(opt)._buffers_for(hyper)
+    arrays, unexpected = {}, []
+    for key in state.keys():
+        if key in ("step_count", "lr") or key in hyper_keys:
+            continue
+        parts = str(key).split(".", 2)
+        if len(parts) != 3 or parts[0] != "state" or not parts[1].isdigit():
+            unexpected.append(key)
+            continue
+        i, buf = int(parts[1]), parts[2]
+        if i >= len(opt.params) or buf not in buffers:
+            raise ValueError(f"{where}: {buf} state for parameter {i}, but this optimizer has "
+                             f"{len(opt.params)} parameters and buffers {buffers} (a different model "
+                             "or optimizer?)")
+        arrays[(i, buf)] = _state_array(state[key], opt.params[i], key, where)
+    if unexpected:
+        raise ValueError(f"{where}: unexpected keys {unexpected}; expected 'step_count', 'lr', "
+                         f"{', '.join(map(repr, hyper_keys))} and 'state.<i>.<buffer>' arrays")
+    if step_count > 0 and buffers:
+        absent = [f"state.{i}.{b}" for i in range(len(opt.params)) for b in buffers if (i, b) not in arrays]
+        if absent:
+            shown = ", ".join(absent[:4]) + (f" and {len(absent) - 4} more" if len(absent) > 4 else "")
+            raise ValueError(f"{where}: the state is after {step_count} step(s) but has no {shown}; "
+                             f"each of the {len(opt.params)} parameters needs {', '.join(buffers)} "
+                             "(was it saved for a model with a different parameter layout?)")
+    return step_count, lr, hyper, arrays
+
+
+def _scalar(value, key, where):
+    arr = numpy.asarray(value)
+    if arr.shape != () or arr.dtype.kind not in "iuf":
+        raise ValueError(f"{where}: {key!r} must be a number, got {value!r}")
+    return arr.item()
+
+
+def _hyper_value(value, like, key, where):
+    """A saved hyperparameter back as the Python type of ``like`` (float, bool or a tuple of floats)."""
+    arr = numpy.asarray(value)
+    if isinstance(like, tuple):
+        if arr.shape != (len(like),) or arr.dtype.kind not in "iuf":
+            raise ValueError(f"{where}: 'hyper.{key}' must hold {len(like)} numbers, got {value!r}")
+        return tuple(arr.tolist())
+    if isinstance(like, bool):
+        if arr.shape != () or arr.dtype.kind != "b":
+            raise ValueError(f"{where}: 'hyper.{key}' must be True or False, got {value!r}")
+        return bool(arr)
+    return _scalar(value, f"hyper.{key}", where)
+
+
+def _state_array(value, p, key, where):
+    """A saved state array checked against parameter ``p`` and converted to its dtype/device."""
+    host = backend.to_numpy(value)
+    if host.dtype.kind not in "iuf":
+        raise ValueError(f"{where}: {key!r} holds {host.dtype} values; expected a real array")
+    if tuple(host.shape) != tuple(p.shape):
+        i, buf = key.split(".", 2)[1:]
+        raise ValueError(f"{where}: {buf} of parameter {i} has shape {tuple(host.shape)}, the parameter "
+                         f"has shape {tuple(p.shape)}")
+    if not numpy.isfinite(host).all():
+        raise ValueError(f"{where}: {key!r} holds NaN or infinite values (saved from a run that diverged?)")
+    return backend.get_array_module(p.data).asarray(host, dtype=p.dtype)
+
+
+def parameter_list(params, where):
+    """``params`` as a list of distinct Parameters, or a TypeError/ValueError saying what to pass."""
+    from .nn.module import Module, Parameter  # noqa: PLC0415  (nn.module imports this module)
+
+    hint = "pass model.parameters()"
+    if isinstance(params, Module):
+        raise TypeError(f"{where}: got the model {type(params).__name__} itself, not its parameters; "
+                        f"{hint} (a list of Parameters)")
+    if isinstance(params, Parameter):
+        raise TypeError(f"{where}: params must be an iterable of Parameters, got a single Parameter; "
+                        f"wrap it in a list, or {hint}")
+    if hasattr(params, "shape") and hasattr(params, "dtype"):
+        raise TypeError(f"{where}: params must be an iterable of Parameters, got an array of shape "
+                        f"{tuple(params.shape)}; {hint}, or wrap arrays as tinyae.nn.Parameter(array)")
+    if isinstance(params, (str, bytes)) or hasattr(params, "keys"):
+        raise TypeError(f"{where}: params must be an iterable of Parameters, got {type(params).__name__}; "
+                        f"{hint} (a state_dict holds copies, which an optimizer cannot update)")
+    try:
+        items = list(params)
+    except TypeError:
+        raise TypeError(f"{where}: params must be an iterable of Parameters, got "
+                        f"{type(params).__name__}; {hint}") from None
+    for i, p in enumerate(items):
+        if not isinstance(p, Parameter):
+            extra = " (parameter groups are not supported)" if hasattr(p, "keys") else ""
+            raise TypeError(f"{where}: params[{i}] is of type {type(p).__name__}, not a Parameter{extra}; {hint}")
+    if not items:
+        raise ValueError(f"{where}: got an empty parameter list; {hint} of a model that has parameters")
+    first = {}
+    for i, p in enumerate(items):
+        j = first.setdefault(id(p), i)
+        if j != i:
+            raise ValueError(f"{where}: params[{i}] is the same Parameter as params[{j}] (a parameter appears "
+                             "twice in the list, so a step would update it twice); list each once")
+    return items

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy
 
+from . import _checks
 from ._checks import DTypeError, float_array, real
 from .backend import get_array_module
 from .nn.activation import Identity, LeakyReLU, ReLU, Sigmoid, Tanh, sigmoid
@@ -29,36 +30,14 @@ class Loss:
         self.reduction = reduction
         self._cache = None
 
+    # -- the checks a loss's forward opens with (bodies in tinyae/_checks.py) --
     def _check_pair(self, pred, target, names=("pred", "target")):
-        dtype = getattr(pred, "dtype", None)
-        if (type(pred) is type(target) and dtype is not None and dtype.kind == "f" and dtype == target.dtype
-                and pred.shape == target.shape and pred.ndim and pred.shape[0]):
-            return  # the common case, in a few comparisons; the checks below name what is wrong
-        name = type(self).__name__
-        for arr, label in zip((pred, target), names):
-            if not hasattr(arr, "dtype") or arr.dtype.kind != "f":
-                raise DTypeError(f"{name}: {label} must be a float array, got "
-                                 f"{getattr(arr, 'dtype', type(arr).__name__)}; convert with "
-                                 f"{label}.astype('float32')")
-        if tuple(pred.shape) != tuple(target.shape):
-            raise ValueError(f"{name}: {names[0]} has shape {tuple(pred.shape)} but {names[1]} has shape "
-                             f"{tuple(target.shape)}; they must match exactly (no broadcasting)")
-        if get_array_module(pred) is not get_array_module(target):
-            raise ValueError(f"{name}: {names[0]} and {names[1]} are on different devices")
-        if pred.dtype != target.dtype:  # else the result and gradient would silently be the wider type
-            raise DTypeError(f"{name}: {names[0]} is {pred.dtype} but {names[1]} is {target.dtype}; "
-                             f"cast one, e.g. {names[1]}.astype({names[0]}.dtype)")
-        if pred.ndim == 0 or pred.shape[0] == 0:  # a mean over nothing is NaN
-            raise ValueError(f"{name}: expected a non-empty batch (N >= 1 along axis 0), got {names[0]} "
-                             f"of shape {tuple(pred.shape)}")
+        """Raise unless pred and target are float arrays of one shape, dtype and device, non-empty."""
+        _checks.loss_pair(type(self).__name__, pred, target, names)
 
     def _check_unit_interval(self, arr, label, hint):
-        """Raise unless every value of ``arr`` lies in [0, 1]: one min and one max reduction
-        (and on a GPU one synchronisation).  NaN passes, to give a NaN loss that fit reports."""
-        lo, hi = arr.min(), arr.max()
-        if (lo < 0) | (hi > 1):
-            raise ValueError(f"{type(self).__name__}: {label} must lie in [0, 1], got values in "
-                             f"[{float(lo):.4g}, {float(hi):.4g}]; {hint}")
+        """Raise unless every value of ``arr`` lies in [0, 1] (NaN passes: fit reports a NaN loss)."""
+        _checks.unit_interval(type(self).__name__, arr, label, hint)
 
     def _scale(self, n_elements: int) -> float:
         """dL/d(elementwise loss): 1 for "sum", 1/n for "mean"."""

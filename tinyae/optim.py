@@ -25,55 +25,10 @@ import math
 import numpy
 
 from . import backend, optim_engine
+from . import _checks
 from ._checks import boolean, real
 
 __all__ = ["Optimizer", "SGD", "Adam"]
-
-
-class FlatBuffers:
-    """Every parameter's ``data`` and ``grad`` as views into two contiguous 1-D buffers.
-
-    An update rule is element-wise, so it can run once over the concatenation of all
-    parameters instead of once per parameter: a small model (12 arrays of a few
-    hundred numbers) then pays ~10 array operations per step instead of ~120, and
-    Python's per-call overhead stops dominating.  Building it rebinds each ``p.data`` (and
-    ``p.grad``) to a reshaped view of its slice, so the modules read and write the buffer.
-    Anything that later *replaces* ``p.data`` or ``p.grad`` (``module.to``, ``.double()``)
-    breaks the link: :meth:`intact` says so, and the optimizer then updates parameter by
-    parameter (same numbers; create optimizers after moving the model to keep the speed).
-    """
-
-    def __init__(self, params):
-        xp = backend.get_array_module(params[0].data)
-        dtype = params[0].dtype
-        self.params = params
-        self.slices, start = [], 0
-        for p in params:
-            self.slices.append(slice(start, start + p.data.size))
-            start += p.data.size
-        self.data = xp.empty(start, dtype=dtype)
-        self.grad = xp.empty(start, dtype=dtype)
-        for p, sl in zip(params, self.slices):
-            self.data[sl] = p.data.reshape(-1)
-            self.grad[sl] = p.grad.reshape(-1)
-            p.data = self.data[sl].reshape(p.shape)
-            p.grad = self.grad[sl].reshape(p.shape)
-        self.views = [(p.data, p.grad) for p in params]
-
-    @staticmethod
-    def possible(params) -> bool:
-        """One dtype and one device for all parameters, each a distinct array."""
-        first = params[0].data
-        xp = backend.get_array_module(first)
-        return all(p.dtype == first.dtype and backend.get_array_module(p.data) is xp for p in params)
-
-    def intact(self) -> bool:
-        return all(p.data is d and p.grad is g for p, (d, g) in zip(self.params, self.views))
-
-    def zeros(self):
-        """A new flat buffer shaped like ``data`` and its per-parameter views."""
-        flat = backend.get_array_module(self.data).zeros_like(self.data)
-        return flat, [flat[sl].reshape(p.shape) for p, sl in zip(self.params, self.slices)]
 
 
 class Optimizer:
@@ -87,7 +42,7 @@ class Optimizer:
     buffers: tuple = ()  # names of the per-parameter state arrays, e.g. ("exp_avg", "exp_avg_sq")
 
     def __init__(self, params, lr: float, flat: bool = True):
-        self.params = _parameter_list(params, type(self).__name__)
+        self.params = _checks.parameter_list(params, type(self).__name__)
         self.lr = _check_lr(lr, type(self).__name__)
         self.state = [dict() for _ in self.params]
         self.step_count = 0
@@ -165,54 +120,7 @@ class Optimizer:
         parameter's every state array: a missing one would silently restart at zero), no
         other keys, each array the shape of its parameter, hyperparameters valid.  Raises a
         ValueError naming the key and what was expected."""
-        name = type(self).__name__
-        where = f"{name}.load_state_dict"
-        if not (hasattr(state, "keys") and hasattr(state, "__getitem__")):
-            raise TypeError(f"{where}: expected the dict that optimizer.state_dict() returns, got "
-                            f"{type(state).__name__}")
-        hyper_keys = [f"hyper.{k}" for k in self._hyper()]
-        missing = [k for k in ["step_count", "lr"] + hyper_keys if k not in state]
-        if missing:
-            raise ValueError(f"{where}: the state has no {', '.join(map(repr, missing))} (keys that "
-                             f"{name}.state_dict() always writes); pass the dict an optimizer of this "
-                             "class saved")
-        step_count = numpy.asarray(state["step_count"])
-        if step_count.shape != () or step_count.dtype.kind not in "iu" or int(step_count) < 0:
-            raise ValueError(f"{where}: 'step_count' must be an int >= 0, got {state['step_count']!r}")
-        step_count = int(step_count)
-        lr = _scalar(state["lr"], "lr", where)
-        if not (math.isfinite(lr) and lr > 0):
-            raise ValueError(f"{where}: 'lr' must be finite and > 0, got {lr}")
-        saved = {k: _hyper_value(state[f"hyper.{k}"], v, k, where) for k, v in self._hyper().items()}
-        try:
-            hyper = self._checked_hyper(**saved)
-        except (TypeError, ValueError) as exc:  # a wrong type inside the state is a bad value of it
-            raise ValueError(f"{where}: invalid hyperparameter in the state: {exc}") from None
-        buffers = type(self)._buffers_for(hyper)
-        arrays, unexpected = {}, []
-        for key in state.keys():
-            if key in ("step_count", "lr") or key in hyper_keys:
-                continue
-            parts = str(key).split(".", 2)
-            if len(parts) != 3 or parts[0] != "state" or not parts[1].isdigit():
-                unexpected.append(key)
-                continue
-            i, buf = int(parts[1]), parts[2]
-            if i >= len(self.params) or buf not in buffers:
-                raise ValueError(f"{where}: {buf} state for parameter {i}, but this optimizer has "
-                                 f"{len(self.params)} parameters and buffers {buffers} (a different model "
-                                 "or optimizer?)")
-            arrays[(i, buf)] = _state_array(state[key], self.params[i], key, where)
-        if unexpected:
-            raise ValueError(f"{where}: unexpected keys {unexpected}; expected 'step_count', 'lr', "
-                             f"{', '.join(map(repr, hyper_keys))} and 'state.<i>.<buffer>' arrays")
-        if step_count > 0 and buffers:
-            absent = [f"state.{i}.{b}" for i in range(len(self.params)) for b in buffers if (i, b) not in arrays]
-            if absent:
-                shown = ", ".join(absent[:4]) + (f" and {len(absent) - 4} more" if len(absent) > 4 else "")
-                raise ValueError(f"{where}: the state is after {step_count} step(s) but has no {shown}; "
-                                 f"each of the {len(self.params)} parameters needs {', '.join(buffers)} "
-                                 "(was it saved for a model with a different parameter layout?)")
+        step_count, lr, hyper, arrays = _checks.optimizer_state(self, state)   # all checked first
         # all checked: apply
         self.step_count, self.lr = step_count, lr
         for k, v in hyper.items():
@@ -239,78 +147,6 @@ class Optimizer:
 
 def _check_lr(lr, where):
     return real(lr, "lr", where, low=0.0, low_open=True)
-
-
-def _scalar(value, key, where):
-    arr = numpy.asarray(value)
-    if arr.shape != () or arr.dtype.kind not in "iuf":
-        raise ValueError(f"{where}: {key!r} must be a number, got {value!r}")
-    return arr.item()
-
-
-def _hyper_value(value, like, key, where):
-    """A saved hyperparameter back as the Python type of ``like`` (float, bool or a tuple of floats)."""
-    arr = numpy.asarray(value)
-    if isinstance(like, tuple):
-        if arr.shape != (len(like),) or arr.dtype.kind not in "iuf":
-            raise ValueError(f"{where}: 'hyper.{key}' must hold {len(like)} numbers, got {value!r}")
-        return tuple(arr.tolist())
-    if isinstance(like, bool):
-        if arr.shape != () or arr.dtype.kind != "b":
-            raise ValueError(f"{where}: 'hyper.{key}' must be True or False, got {value!r}")
-        return bool(arr)
-    return _scalar(value, f"hyper.{key}", where)
-
-
-def _state_array(value, p, key, where):
-    """A saved state array checked against parameter ``p`` and converted to its dtype/device."""
-    host = backend.to_numpy(value)
-    if host.dtype.kind not in "iuf":
-        raise ValueError(f"{where}: {key!r} holds {host.dtype} values; expected a real array")
-    if tuple(host.shape) != tuple(p.shape):
-        i, buf = key.split(".", 2)[1:]
-        raise ValueError(f"{where}: {buf} of parameter {i} has shape {tuple(host.shape)}, the parameter "
-                         f"has shape {tuple(p.shape)}")
-    if not numpy.isfinite(host).all():
-        raise ValueError(f"{where}: {key!r} holds NaN or infinite values (saved from a run that diverged?)")
-    return backend.get_array_module(p.data).asarray(host, dtype=p.dtype)
-
-
-def _parameter_list(params, where):
-    """``params`` as a list of distinct Parameters, or a TypeError/ValueError saying what to pass."""
-    from .nn.module import Module, Parameter
-
-    hint = "pass model.parameters()"
-    if isinstance(params, Module):
-        raise TypeError(f"{where}: got the model {type(params).__name__} itself, not its parameters; "
-                        f"{hint} (a list of Parameters)")
-    if isinstance(params, Parameter):
-        raise TypeError(f"{where}: params must be an iterable of Parameters, got a single Parameter; "
-                        f"wrap it in a list, or {hint}")
-    if hasattr(params, "shape") and hasattr(params, "dtype"):
-        raise TypeError(f"{where}: params must be an iterable of Parameters, got an array of shape "
-                        f"{tuple(params.shape)}; {hint}, or wrap arrays as tinyae.nn.Parameter(array)")
-    if isinstance(params, (str, bytes)) or hasattr(params, "keys"):
-        raise TypeError(f"{where}: params must be an iterable of Parameters, got {type(params).__name__}; "
-                        f"{hint} (a state_dict holds copies, which an optimizer cannot update)")
-    try:
-        items = list(params)
-    except TypeError:
-        raise TypeError(f"{where}: params must be an iterable of Parameters, got "
-                        f"{type(params).__name__}; {hint}") from None
-    for i, p in enumerate(items):
-        if not isinstance(p, Parameter):
-            extra = " (parameter groups are not supported)" if hasattr(p, "keys") else ""
-            raise TypeError(f"{where}: params[{i}] is of type {type(p).__name__}, not a Parameter{extra}; {hint}")
-    if not items:
-        raise ValueError(f"{where}: got an empty parameter list; {hint} of a model that has parameters")
-    first = {}
-    for i, p in enumerate(items):
-        j = first.setdefault(id(p), i)
-        if j != i:
-            raise ValueError(f"{where}: params[{i}] is the same Parameter as params[{j}] (a parameter appears "
-                             "twice in the list, so a step would update it twice); list each once")
-    return items
 
 
 class SGD(Optimizer):
@@ -449,6 +285,54 @@ class Adam(Optimizer):
         else:
             optim_engine.adam_step(self.engine, param.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
                                    b1=b1, b2=b2, step_size=step_size, bias2_sqrt=bias2_sqrt, eps=self.eps)
+
+
+# -- the speed-ups: one buffer for all parameters, one GPU kernel for Adam --------------------
+
+class FlatBuffers:
+    """Every parameter's ``data`` and ``grad`` as views into two contiguous 1-D buffers.
+
+    An update rule is element-wise, so it can run once over the concatenation of all
+    parameters instead of once per parameter: a small model (12 arrays of a few
+    hundred numbers) then pays ~10 array operations per step instead of ~120, and
+    Python's per-call overhead stops dominating.  Building it rebinds each ``p.data`` (and
+    ``p.grad``) to a reshaped view of its slice, so the modules read and write the buffer.
+    Anything that later *replaces* ``p.data`` or ``p.grad`` (``module.to``, ``.double()``)
+    breaks the link: :meth:`intact` says so, and the optimizer then updates parameter by
+    parameter (same numbers; create optimizers after moving the model to keep the speed).
+    """
+
+    def __init__(self, params):
+        xp = backend.get_array_module(params[0].data)
+        dtype = params[0].dtype
+        self.params = params
+        self.slices, start = [], 0
+        for p in params:
+            self.slices.append(slice(start, start + p.data.size))
+            start += p.data.size
+        self.data = xp.empty(start, dtype=dtype)
+        self.grad = xp.empty(start, dtype=dtype)
+        for p, sl in zip(params, self.slices):
+            self.data[sl] = p.data.reshape(-1)
+            self.grad[sl] = p.grad.reshape(-1)
+            p.data = self.data[sl].reshape(p.shape)
+            p.grad = self.grad[sl].reshape(p.shape)
+        self.views = [(p.data, p.grad) for p in params]
+
+    @staticmethod
+    def possible(params) -> bool:
+        """One dtype and one device for all parameters, each a distinct array."""
+        first = params[0].data
+        xp = backend.get_array_module(first)
+        return all(p.dtype == first.dtype and backend.get_array_module(p.data) is xp for p in params)
+
+    def intact(self) -> bool:
+        return all(p.data is d and p.grad is g for p, (d, g) in zip(self.params, self.views))
+
+    def zeros(self):
+        """A new flat buffer shaped like ``data`` and its per-parameter views."""
+        flat = backend.get_array_module(self.data).zeros_like(self.data)
+        return flat, [flat[sl].reshape(p.shape) for p, sl in zip(self.params, self.slices)]
 
 
 _FUSED = {}

@@ -10,5 +10,5 @@ from .linear import Linear, TiedLinear
 from .activation import Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from .shape import Flatten, Reshape
 from .dropout import Dropout, GaussianNoise
-from .conv import Conv2d, ConvTranspose2d
+from .conv import Conv2d, ConvTranspose2d, set_conv_impl
 from .pooling import AvgPool2d, MaxPool2d, MaxUnpool2d, Upsample

@@ -6,27 +6,57 @@ Reading order, from the definition to the code that runs:
    plain loops over output pixels (NCHW, float64) — the definition.
 2. ``tinyae.nn.im2col``: the same as whole-matrix products, ``y = W · im2col(x)``,
    ``dW = dy · colsᵀ``, ``dx = col2im(Wᵀ · dy)`` (docs/backprop.md derives each line).
-3. ``tinyae.nn._conv_engine``: what these layers call — the same products in a batch-last
-   layout, a band of rows at a time, with reused buffers and the flipped-kernel route.
+3. ``tinyae.nn._conv_engine``: what these layers call by default — the same products in a
+   batch-last layout, a band of rows at a time, with reused buffers and the flipped-kernel route.
 
-tests/test_conv_levels.py checks the three against each other.  The two layers are adjoint:
-the forward of one is the input gradient of the other, so both are assembled from the same
-engine functions.
+Each layer runs any of the three: ``Conv2d(..., impl="im2col")`` (or "loops", NumPy only,
+slow) runs the readable level instead of the engine, and :func:`set_conv_impl` switches every
+convolution of a model, so a whole model can be trained on the level a learner reads
+(tests/test_conv_levels.py trains the conv AE on each and gets the same numbers).  The two
+layers are adjoint: the forward of one is the input gradient of the other, so both are
+assembled from the same functions.
 """
 from __future__ import annotations
 
-import numbers
+import numpy
 
+from ..backend import get_array_module
 from . import _conv_engine as engine
-from .im2col import check_positive, conv_output_size, pair, resolve_padding
+from . import im2col, reference
+from ._conv_args import channels as _channels, check_positive, conv_output_size, pair, resolve_padding
 from .init import layer_parameters
 from .module import Module
 
+IMPLS = ("engine", "im2col", "loops")   # the three levels, fastest first
 
-def _channels(layer, in_channels, out_channels):
-    for what, v in (("in_channels", in_channels), ("out_channels", out_channels)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0:
-            raise ValueError(f"{layer}: {what} must be a positive int, got {v!r}")
+
+def _impl(impl, layer):
+    if impl not in IMPLS:
+        raise ValueError(f"{layer}: impl must be one of {IMPLS}, got {impl!r}")
+    return impl
+
+
+def set_conv_impl(model, impl):
+    """Run every Conv2d / ConvTranspose2d of ``model`` on ``impl`` ("engine", "im2col" or
+    "loops"); returns the model.  The parameters are untouched: only who computes changes."""
+    for m in model.modules():
+        if isinstance(m, (Conv2d, ConvTranspose2d)):
+            m.impl = _impl(impl, repr(m))
+            m._moved()              # the old level's cache means nothing to the new one
+    return model
+
+
+def _host(a, like):
+    """A float64 loop-level result back in ``like``'s dtype (the loops compute in float64)."""
+    return a.astype(like.dtype, copy=False)
+
+
+def _loops_input(layer, x):
+    """The loops level is host NumPy only (tinyae/nn/reference.py): refuse a device array."""
+    if get_array_module(x) is not numpy:
+        raise ValueError(f"{layer!r}: impl='loops' runs on NumPy arrays only (the definition, on the "
+                         "host); use impl='im2col' or 'engine' on the GPU")
+    return x
 
 
 class Conv2d(Module):
@@ -69,10 +99,11 @@ class Conv2d(Module):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, rng=None,
-                 init="pytorch"):
+                 init="pytorch", impl="engine"):
         super().__init__()
         name = f"Conv2d({in_channels}, {out_channels}, kernel_size={kernel_size!r})"
         _channels(name, in_channels, out_channels)
+        self.impl = _impl(impl, name)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = check_positive(pair(kernel_size, "kernel_size", name), "kernel_size", name)
         self.stride = check_positive(pair(stride, "stride", name), "stride", name)
@@ -83,6 +114,7 @@ class Conv2d(Module):
         self.weight, self.bias = layer_parameters((out_channels, in_channels, kh, kw),
                                                   out_channels if bias else None, init, rng, name)
         self.x_chwn = None  # cached input in CHWN order (C, H, W, N)
+        self.cache = None   # what the im2col / loops levels keep for backward
 
     def output_size(self, h, w):
         """(OH, OW) for an H×W input, or a ValueError if the kernel does not fit."""
@@ -91,6 +123,15 @@ class Conv2d(Module):
     def forward(self, x):
         n, c, h, w = _check_nchw(self, x)
         oh, ow = self.output_size(h, w)
+        b = None if self.bias is None else self.bias.data
+        if self.impl == "im2col":   # level 2: y = W · im2col(x) + b
+            y, cols = im2col.conv2d_forward(x, self.weight.data, b, self.stride, self.pads)
+            self.cache = (x, cols, y.shape)
+            return y
+        if self.impl == "loops":    # level 1: the definition, one window at a time
+            y = _host(reference.conv2d(_loops_input(self, x), self.weight.data, b, self.stride, self.pads), x)
+            self.cache = (x, None, y.shape)
+            return y
         self.x_chwn = engine.to_chwn(x)                                   # (C, H, W, N)
         y_cols = engine.conv2d_forward(self.x_chwn, self.weight.data, self.stride, self.pads, (oh, ow),
                                        self.route)                        # (F, OH*OW*N)
@@ -100,6 +141,8 @@ class Conv2d(Module):
         return engine.from_chwn(y_cols.reshape(self.out_channels, oh, ow, n))   # (N, F, OH, OW)
 
     def backward(self, dy, need_dx=True):
+        if self.impl != "engine":
+            return self._readable_backward(dy, need_dx)
         self._require_cache("x_chwn")
         f, (oh, ow) = self.out_channels, self.out_hw
         n = self.x_chwn.shape[3]
@@ -112,8 +155,22 @@ class Conv2d(Module):
             self.bias.grad += dy_cols.sum(axis=1)
         return None if dx_chwn is None else engine.from_chwn(dx_chwn)     # (N, C, H, W)
 
+    def _readable_backward(self, dy, need_dx):
+        """Backward on the im2col or loops level: (dx, dW, db) from the level's own function."""
+        self._require_cache("cache")
+        x, cols, y_shape = self.cache
+        self._check_dy(dy, y_shape, x.dtype)
+        if self.impl == "im2col":
+            dx, dw, db = im2col.conv2d_backward(dy, cols, x.shape, self.weight.data, self.stride, self.pads)
+        else:
+            dx, dw, db = reference.conv2d_backward(x, self.weight.data, dy, self.stride, self.pads)
+        self.weight.grad += _host(dw, x)
+        if self.bias is not None:
+            self.bias.grad += _host(db, x)
+        return _host(dx, x) if need_dx else None
+
     def _moved(self):
-        self.x_chwn = None
+        self.x_chwn = self.cache = None
 
     def extra_repr(self):
         padding = "" if self.padding in ((0, 0), "valid") else f", padding={self.padding!r}"
@@ -154,10 +211,11 @@ class ConvTranspose2d(Module):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
-                 bias=True, rng=None, init="pytorch"):
+                 bias=True, rng=None, init="pytorch", impl="engine"):
         super().__init__()
         name = f"ConvTranspose2d({in_channels}, {out_channels}, kernel_size={kernel_size!r})"
         _channels(name, in_channels, out_channels)
+        self.impl = _impl(impl, name)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = check_positive(pair(kernel_size, "kernel_size", name), "kernel_size", name)
         self.stride = check_positive(pair(stride, "stride", name), "stride", name)
@@ -177,6 +235,7 @@ class ConvTranspose2d(Module):
         self.weight, self.bias = layer_parameters((in_channels, out_channels, kh, kw),
                                                   out_channels if bias else None, init, rng, name)
         self.x_chwn = None  # cached input in CHWN order (C, H, W, N)
+        self.cache = None   # what the im2col / loops levels keep for backward
 
     def output_size(self, h, w):
         """(OH, OW) for an H×W input, or a ValueError if that is not positive."""
@@ -190,6 +249,13 @@ class ConvTranspose2d(Module):
     def forward(self, x):
         n, c, h, w = _check_nchw(self, x)
         oh, ow = self.output_size(h, w)
+        if self.impl != "engine":   # level 2: y = col2im(Wᵀ · x) + b;  level 1: the stamping loops
+            b = None if self.bias is None else self.bias.data
+            args = (x, self.weight.data, b, self.stride, self.padding, self.output_padding)
+            y = im2col.conv_transpose2d_forward(*args) if self.impl == "im2col" else \
+                _host(reference.conv_transpose2d(_loops_input(self, x), *args[1:]), x)
+            self.cache = (x, None, y.shape)
+            return y
         self.x_chwn = engine.to_chwn(x)                                   # (C, H, W, N)
         self.in_hw, self.out_hw = (h, w), (oh, ow)
         # the input gradient of Conv2d(F -> C) whose output is our input x
@@ -201,6 +267,8 @@ class ConvTranspose2d(Module):
         return y
 
     def backward(self, dy, need_dx=True):
+        if self.impl != "engine":
+            return self._readable_backward(dy, need_dx)
         self._require_cache("x_chwn")
         (h, w), (oh, ow) = self.in_hw, self.out_hw
         n = self.x_chwn.shape[3]
@@ -219,8 +287,22 @@ class ConvTranspose2d(Module):
         self.weight.grad += dw_mat.reshape(self.weight.shape)
         return engine.from_chwn(dx_cols.reshape(self.in_channels, h, w, n))   # (N, C, H, W)
 
+    def _readable_backward(self, dy, need_dx):
+        """Backward on the im2col or loops level: (dx, dW, db) from the level's own function."""
+        self._require_cache("cache")
+        x, _, y_shape = self.cache
+        self._check_dy(dy, y_shape, x.dtype)
+        if self.impl == "im2col":
+            dx, dw, db = im2col.conv_transpose2d_backward(dy, x, self.weight.data, self.stride, self.padding)
+        else:
+            dx, dw, db = reference.conv_transpose2d_backward(x, self.weight.data, dy, self.stride, self.padding)
+        self.weight.grad += _host(dw, x)
+        if self.bias is not None:
+            self.bias.grad += _host(db, x)
+        return _host(dx, x) if need_dx else None
+
     def _moved(self):
-        self.x_chwn = None
+        self.x_chwn = self.cache = None
 
     def extra_repr(self):
         padding = "" if self.padding == (0, 0) else f", padding={self.padding}"

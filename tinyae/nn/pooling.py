@@ -13,7 +13,8 @@ from __future__ import annotations
 import numbers
 
 from ..backend import get_array_module
-from .im2col import check_positive, conv_output_size, pad_hw, pair, window_slices
+from ._conv_args import check_positive, conv_output_size, pair
+from .im2col import pad_hw, window_slices
 from .module import Module
 
 
