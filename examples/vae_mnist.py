@@ -93,6 +93,9 @@ class VAE(nn.Module):
         self.rng = noise                          # ε's generator (saved in the checkpoints)
         self.builder = (ARCHS[arch]["builder"], {"latent": k, "beta": float(beta), "seed": seed})
 
+    def generator(self):
+        return self.rng                           # saved in the checkpoints, reseeded per MPI rank
+
     def encode(self, x):
         h = self.encoder(x)
         return self.mean_head(h), self.logvar_head(h)
@@ -206,7 +209,7 @@ def main(args):
         #         opt.step() first sums the ranks' gradients (one Allreduce; "sum": the loss is a batch sum)
         opt = distributed.DistributedOptimizer(opt, reduction="sum", world=world)
         train_loader = distributed.ShardedLoader(x_train, batch_size=args.batch_size, seed=args.seed,
-                                                 transform=augment, world=world)
+                                                 transform=augment, world=world, min_steps=1)
         test_set = x_test[world.shard(len(x_test))]
     test_loader = DataLoader(test_set, batch_size=max(args.batch_size, 256), shuffle=False)
     fixed = one_per_class(y_test, 8)                         # 8 test digits, one per class

@@ -353,3 +353,21 @@ def test_gradcheck_of_a_sequential_checks_dx():
     assert seq.backward(np.ones((4, 3))) is not None
 
 
+
+
+def test_modules_list_their_noise_generators_through_a_method():
+    """Checkpoints and MPI find generators by asking each module (Module.generator), not by
+    looking for an attribute called rng."""
+    from tinyae import models
+    seq = nn.Sequential(nn.Linear(3, 3, rng=0), nn.Dropout(0.5, rng=1), nn.GaussianNoise(0.1, rng=2))
+    assert [name for name, _ in seq.named_generators()] == ["1", "2"]
+    assert dict(seq.named_generators())["1"] is seq[1].rng
+    vae = models.build("vae-196-64-16", seed=0)
+    assert [name for name, _ in vae.named_generators()] == [""]
+
+    class HoldsAnRng(nn.Module):           # an attribute of that name is not an interface
+        def __init__(self):
+            super().__init__()
+            self.rng = np.random.default_rng(0)
+
+    assert list(HoldsAnRng().named_generators()) == []

@@ -60,20 +60,16 @@ class Checkpoint:
 
 
 def rng_states(model) -> dict:
-    """{module name: bit_generator.state} of every module with a numpy Generator ``rng``."""
-    out = {}
-    for name, mod in model.named_modules():
-        rng = mod.__dict__.get("rng")
-        if isinstance(rng, numpy.random.Generator):
-            out[name] = rng.bit_generator.state
-    return out
+    """{module name: bit_generator.state} of every generator the model's modules draw noise
+    from (``Module.named_generators``)."""
+    return {name: g.bit_generator.state for name, g in model.named_generators()}
 
 
 def set_rng_states(model, states: dict):
     """Restore generator states saved by :func:`rng_states` (names must match)."""
-    mods = dict(model.named_modules())
+    gens = dict(model.named_generators())
     for name, state in states.items():
-        rng = mods[name].__dict__.get("rng") if name in mods else None
+        rng = gens.get(name)
         if not isinstance(rng, numpy.random.Generator):
             raise CheckpointError(f"checkpoint holds an RNG state for module {name!r}, which this model "
                                   "does not have (different architecture?)")

@@ -363,14 +363,14 @@ def broadcast_optimizer_state(optimizer, root: int = 0, world: World | None = No
 
 
 def seed_noise(model, seed: int, epoch: int, world: World | None = None):
-    """Give each rank > 0 its own noise for epoch ``epoch``: every numpy Generator ``rng`` in
-    the model is reseeded from (seed, epoch, rank, module index).  Rank 0 keeps its streams
+    """Give each rank > 0 its own noise for epoch ``epoch``: every module's generator
+    (``Module.generator()``) is reseeded from (seed, epoch, rank, module index).  Rank 0 keeps its streams
     (the ones a checkpoint saves), so its noise is a single-process run's."""
     w = world or get_world()
     if w.rank == 0:
         return model
     for i, (_, mod) in enumerate(model.named_modules()):
-        rng = mod.__dict__.get("rng")
+        rng = mod.generator()
         if isinstance(rng, numpy.random.Generator):
             fresh = type(rng.bit_generator)(numpy.random.SeedSequence([seed, epoch, w.rank, i]))
             rng.bit_generator.state = fresh.state
@@ -491,10 +491,13 @@ class ShardedLoader:
     rank's and all ranks' sample counts of that step (for :meth:`DistributedOptimizer.step`).
     A last global batch with fewer samples than ranks is dropped (``dropped`` samples).
     rank/size: default the World's (given explicitly, e.g. to inspect other ranks' shards).
+    min_steps=1: refuse (ValueError, naming the smallest data size for this rank count) data
+    too small for a single step — fewer samples than ranks — which would train nothing.
     """
 
     def __init__(self, x, y=None, batch_size=64, shuffle=True, seed=0, transform=None, to_device=True,
-                 world: World | None = None, rank: int | None = None, size: int | None = None):
+                 world: World | None = None, rank: int | None = None, size: int | None = None,
+                 min_steps: int = 0):
         w = world or get_world()
         self.rank = w.rank if rank is None else int(rank)
         self.size = w.size if size is None else int(size)
@@ -506,6 +509,12 @@ class ShardedLoader:
             raise ValueError(f"ShardedLoader: batch_size {batch_size} is the global batch and must be at "
                              f"least the number of processes ({self.size}), so that every rank gets a "
                              f"sample in every step; use batch_size >= {self.size}")
+        if min_steps > 0 and len(x) < self.size:   # not one step: every rank would train on nothing
+            raise ValueError(f"ShardedLoader: {len(x)} training sample(s) cannot be shared by {self.size} "
+                             f"processes: every rank needs at least one sample per step, so {self.size} "
+                             f"processes need at least {self.size} samples (one step; {batch_size} fill "
+                             f"one global batch of batch_size {batch_size}); train on more data or on "
+                             "fewer processes (mpiexec -n)")
         self.x, self.y = x, y
         self.batch_size, self.shuffle, self.seed = int(batch_size), shuffle, seed
         self.transform, self.to_device = transform, to_device
@@ -571,7 +580,7 @@ class FitPlan:
                           else DistributedOptimizer(optimizer, model.reduction, self.world))
         self.inner = self.optimizer.optimizer       # what checkpoints save and load
         self.train_loader = ShardedLoader(train, batch_size=batch_size, shuffle=True, seed=seed,
-                                          world=self.world)
+                                          world=self.world, min_steps=1)
         self.test = None if test is None else test[self.world.shard(len(test))]
 
     def describe(self) -> str:

@@ -39,7 +39,10 @@ class Model(Module):
 
     def __init__(self):
         super().__init__()
-        self.rng = None
+        self.rng = None     # the model's noise (corruption, ε): a numpy Generator, or None
+
+    def generator(self):
+        return self.rng
 
     @property
     def reduction(self) -> str:

@@ -30,6 +30,9 @@ class Dropout(Module):
         self.scale = None  # the cached m / (1 − p), or None in eval mode
         self.out_shape = self.out_dtype = None
 
+    def generator(self):
+        return self.rng
+
     def forward(self, x, mask=None):
         self._check_input(x)
         self.out_shape, self.out_dtype = x.shape, x.dtype
@@ -69,6 +72,9 @@ class GaussianNoise(Module):
         self.std = real(std, "std", "GaussianNoise", low=0.0)
         self.rng = as_generator(rng)
         self.out_shape = self.out_dtype = None
+
+    def generator(self):
+        return self.rng
 
     def forward(self, x, noise=None):
         self._check_input(x)

@@ -1,8 +1,6 @@
 """Fully connected layers: Linear, and TiedLinear (the transpose of a Linear, sharing its weight)."""
 from __future__ import annotations
 
-import numpy
-
 from .._checks import boolean, positive_int
 from .init import fan_in_bound, layer_parameters, uniform_parameter
 from .module import Module
@@ -74,8 +72,7 @@ class TiedLinear(Module):
         super().__init__()
         if not isinstance(linear, Linear):
             raise TypeError(f"TiedLinear ties to a Linear layer, got {type(linear).__name__}")
-        if not isinstance(bias, (bool, numpy.bool_)):
-            raise TypeError(f"TiedLinear: bias must be True or False, got {bias!r} ({type(bias).__name__})")
+        bias = boolean(bias, "bias", "TiedLinear")
         self.weight = linear.weight
         self.in_features, self.out_features = linear.out_features, linear.in_features
         self.bias = uniform_parameter((self.out_features,), fan_in_bound(self.in_features), rng) if bias else None

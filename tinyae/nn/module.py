@@ -123,6 +123,18 @@ class Module:
         for p in self.parameters():
             p.grad[...] = 0
 
+    def generator(self):
+        """The numpy Generator this module draws its own noise from (Dropout's masks, a VAE's
+        ε), or None.  Checkpoints save its state; under MPI each rank reseeds it."""
+        return None
+
+    def named_generators(self):
+        """Yield ("name.sub", Generator) for every module of this one that draws noise."""
+        for name, m in self.named_modules():
+            g = m.generator()
+            if g is not None:
+                yield name, g
+
     def _has_parameters(self) -> bool:
         return next(self.named_parameters(), None) is not None
 
