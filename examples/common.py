@@ -16,6 +16,7 @@ import argparse
 import math
 import os
 import pathlib
+import signal
 import sys
 
 import numpy as np
@@ -143,6 +144,8 @@ def setup_backend(args, resume_flags=None) -> None:
             args.world = distributed.init()
         except distributed.DistributedError as exc:
             raise UsageError(str(exc)) from None
+        _sweep_scratch()
+        _SCRATCH["job"] = args.world.bcast(os.urandom(4).hex() if args.world.is_root else None)
         if not args.world.is_root:
             _quiet_rank(args)
     print(backend.describe_device(), flush=True)
@@ -158,18 +161,98 @@ def set_threads(n=None) -> int:
     return backend.set_num_threads(n)
 
 
+SCRATCH_PREFIX = "tinyae-rank"   # ranks > 0: tempfile.gettempdir()/tinyae-rank<r>-<random>/
+SCRATCH_LOCK = ".in-use"        # held (flock) by the rank that owns the folder, for as long as it lives
+RANK_GRACE = 5.0                # seconds a rank > 0 waits for rank 0 to report an error they share
+_SCRATCH = {}                   # this process's scratch folder and the open file holding its lock
+
+
 def _quiet_rank(args) -> None:
     """Ranks other than 0 compute what rank 0 computes but write nowhere: their stdout goes
     to /dev/null and ``args.out`` to a scratch folder deleted at exit (fit leaves checkpoints
     and callbacks to rank 0 already; this covers each script's own prints and final figures,
-    which N ranks writing to one path would garble).  Errors still reach stderr."""
+    which N ranks writing to one path would garble).  Errors still reach stderr.
+
+    ``args.shared_out`` keeps the real --out: messages about the checkpoint name it (rank 0's
+    files), never the scratch folder.  The folder is locked while its rank lives, so a job
+    that was aborted or killed (no exit handler runs then) leaves nothing for long: the next
+    run under MPI removes every scratch folder whose lock is free (:func:`_sweep_scratch`)."""
     import atexit
-    import shutil
     import tempfile
     sys.stdout = open(os.devnull, "w")
-    args.out = pathlib.Path(tempfile.mkdtemp(prefix=f"tinyae-rank{args.world.rank}-"))
+    args.shared_out = args.out
+    args.out = pathlib.Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{args.world.rank}-{_SCRATCH['job']}-"))
     args._before = {}
-    atexit.register(shutil.rmtree, args.out, ignore_errors=True)
+    _SCRATCH["path"] = args.out
+    try:
+        import fcntl
+        fd = os.open(args.out / SCRATCH_LOCK, os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _SCRATCH["lock"] = fd
+    except (ImportError, OSError):
+        pass
+    atexit.register(_remove_scratch)
+
+
+def _remove_scratch() -> None:
+    import shutil
+    path = _SCRATCH.pop("path", None)
+    if path is not None:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _sweep_scratch(job=None) -> list:
+    """Remove the scratch folders of ranks that are gone (their lock is free; an aborted or
+    killed job skips its exit handlers); return their names.  Only this user's folders named
+    ``tinyae-rank<r>-<job>-…`` in the temporary directory; a folder without a lock file only once
+    it is a day old.  ``job`` given: the folders of that job on this machine, locked or not
+    (rank 0 is about to end the job)."""
+    import re
+    import shutil
+    import stat
+    import tempfile
+    import time
+    try:
+        import fcntl
+    except ImportError:
+        return []
+    tmp = tempfile.gettempdir()
+    try:
+        entries = os.listdir(tmp)
+    except OSError:
+        return []
+    removed = []
+    for entry in entries:
+        if not re.fullmatch(re.escape(SCRATCH_PREFIX) + r"\d+-[0-9a-f]+-[A-Za-z0-9_]+", entry):
+            continue
+        if job is not None and entry.split("-")[2] != job:
+            continue
+        folder = os.path.join(tmp, entry)
+        try:
+            st = os.lstat(folder)
+        except OSError:            # removed meanwhile (by its own rank, ending)
+            continue
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+            continue
+        try:
+            fd = os.open(os.path.join(folder, SCRATCH_LOCK), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except FileNotFoundError:
+            if job is not None or time.time() - st.st_mtime > 86400:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(entry)
+            continue
+        except OSError:
+            continue
+        try:
+            if job is None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue               # its rank is alive (or locks do not work here: leave it)
+        finally:
+            os.close(fd)
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(entry)
+    return removed
 
 
 def prepare_out(args) -> None:
@@ -259,10 +342,17 @@ def arch_defaults(args, table: dict) -> dict:
     return row
 
 
+def shared_out(args) -> pathlib.Path:
+    """The --out folder the user named: ``args.out`` itself, except on MPI ranks > 0, whose
+    ``args.out`` is a scratch folder (fit writes the checkpoint on rank 0 only, but every rank
+    must name the same file in its messages)."""
+    return getattr(args, "shared_out", None) or args.out
+
+
 def fit_options(args, checkpoint: str = "checkpoint.npz") -> dict:
     """The keyword arguments of :func:`tinyae.train.fit` that come from the common flags."""
     return dict(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                checkpoint=args.out / checkpoint, resume=args.resume,
+                checkpoint=shared_out(args) / checkpoint, resume=args.resume,
                 progress=not args.no_progress, log=lambda line: print(line, flush=True),
                 distributed=getattr(args, "world", None) or False)
 
@@ -372,6 +462,8 @@ def run_cli(body, parser, argv=None) -> None:
     status 130): never a traceback.  ``TINYAE_TRACEBACK=1`` shows the traceback anyway (for
     bug reports)."""
     args = parser.parse_args(argv)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:   # (left alone where ignored)
+        signal.signal(signal.SIGINT, _first_interrupt)
     if os.environ.get("TINYAE_TRACEBACK", "") not in ("", "0"):
         body(args)
         return
@@ -394,9 +486,17 @@ def run_cli(body, parser, argv=None) -> None:
         _exit(2, f"error: {exc}")
 
 
+def _first_interrupt(signum, frame):
+    """SIGINT: KeyboardInterrupt once; later ones are ignored while the first is reported.
+    (A second one used to land in the middle of the clean-up and print a traceback: under
+    mpiexec every rank gets the terminal's Ctrl-C and then the one mpiexec passes on.)"""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def _interrupted_outside_fit(args) -> str:
     """Ctrl-C outside tinyae.train.fit (loading data, drawing, a hand-written loop)."""
-    out = getattr(args, "out", None)
+    out = shared_out(args) if getattr(args, "out", None) is not None else None
     path = out / "checkpoint.npz" if out is not None else None
     if path is None or not path.exists():
         return "interrupted; no checkpoint was written yet: nothing to resume, run again"
@@ -419,6 +519,18 @@ def _interrupted(exc) -> str:
 
 def _exit(status, line):
     sys.stdout.flush()
+    world = distributed.get_world()
+    if world.size > 1 and not world.is_root:
+        # Under MPI a mistake (or Ctrl-C, which mpiexec passes to every rank) usually reaches all
+        # ranks: rank 0 says it, once, and ends the job.  The others wait for that, and speak
+        # (naming their rank) only if rank 0 did not end the job: an error of their own.
+        import time
+        _remove_scratch()          # MPI_Abort skips exit handlers
+        time.sleep(RANK_GRACE)
+        if status != 130:
+            line = f"{line} (rank {world.rank} of {world.size})"
+    elif world.size > 1 and "job" in _SCRATCH:
+        _sweep_scratch(job=_SCRATCH["job"])    # the other ranks on this machine end with the job
     # prints the line; under MPI it ends every rank (one rank's SystemExit would leave the others waiting)
     distributed.abort(line, status)
 

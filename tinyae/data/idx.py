@@ -62,12 +62,14 @@ def _read_idx(path, with_md5=False):
             if len(payload) < nbytes:
                 raise DataError(f"{path}: truncated: the header promises {dtype.name} data of shape "
                                 f"{shape} ({nbytes} bytes) but only {len(payload)} bytes follow")
-            extra = len(_read_up_to(f, None))
+            extra = _count_rest(f)
             if extra:
                 raise DataError(f"{path}: header/payload mismatch: the header promises shape {shape} "
                                 f"({nbytes} bytes of data) but {extra} more bytes follow")
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise DataError(f"{path}: corrupt or truncated gzip file ({exc})") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not an IDX file: pass the file itself") from None
     array = np.frombuffer(payload, dtype=dtype).reshape(shape)
     array = array.astype(dtype.newbyteorder("="))        # a writable, native-endian copy
     if not with_md5:
@@ -75,6 +77,15 @@ def _read_idx(path, with_md5=False):
     md5 = hashlib.md5(magic + dims, usedforsecurity=False)
     md5.update(payload)
     return array, md5.hexdigest()
+
+
+def _count_rest(f, chunk=1 << 24) -> int:
+    """How many bytes are left in ``f``, read chunk by chunk and not kept (a gzip file with
+    gigabytes of padding after the data must not fill the memory just to be refused)."""
+    total = 0
+    while part := f.read(chunk):
+        total += len(part)
+    return total
 
 
 def _read_up_to(f, nbytes, chunk=1 << 26):

@@ -2,20 +2,30 @@
 active backend with one copy."""
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from .. import backend
 from .transforms import _positive_int
 
 
+def _describe(value) -> str:
+    if hasattr(value, "shape"):
+        return f"an array of shape {tuple(value.shape)}"
+    return "None" if value is None else f"a {type(value).__name__}"
+
+
 class DataLoader:
     """Minibatches ``(xb, yb)`` of ``x`` (and labels ``y``), reshuffled each epoch.
 
     Epoch ``e`` uses the order drawn from ``numpy.random.default_rng([seed, e])``,
-    so a run resumed with ``set_epoch(e)`` sees the same batches.  Each host
-    batch goes through ``transform(xb, rng)`` if given (rng: a Generator seeded
-    from (seed, e)), then, with ``to_device``, one ``backend.asarray`` call puts
-    it on the active backend in the default dtype.  ``yb`` stays a NumPy int
+    so a run resumed with ``set_epoch(e)`` sees the same batches.  Every batch is
+    a copy, never a view: changing ``xb`` or ``yb`` in place (``xb += noise``, an in-place
+    transform) leaves ``x`` and ``y`` as they were.  Each host batch goes through
+    ``transform(xb, rng)`` if given (rng: a Generator seeded from (seed, e)), then,
+    with ``to_device``, one ``backend.asarray`` call puts it on the active backend
+    in the default dtype.  ``yb`` stays a NumPy int
     array (None without ``y``).
     """
 
@@ -28,6 +38,11 @@ class DataLoader:
         if y is not None and len(y) != len(x):
             raise ValueError(f"x and y differ in length: {len(x)} samples but {len(y)} labels")
         batch_size = _positive_int("batch_size", batch_size, "DataLoader")
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ValueError(f"DataLoader: seed must be a whole number >= 0, got {seed!r}")
+        if transform is not None and not callable(transform):
+            raise TypeError(f"DataLoader: transform must be a function transform(xb, rng), got "
+                            f"{type(transform).__name__}")
         self.x, self.y = x, y
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.drop_last, self.transform, self.to_device = drop_last, transform, to_device
@@ -51,8 +66,16 @@ class DataLoader:
             index = order[start:stop] if order is not None else slice(start, stop)
             xb = self.x[index]
             yb = None if self.y is None else np.asarray(self.y[index])
+            if order is None:     # a slice is a view: a batch never aliases the data set
+                xb = xb.copy()
+                yb = None if yb is None else yb.copy()
             if self.transform is not None:
+                n_batch = len(xb)
                 xb = self.transform(xb, rng)
+                if not (hasattr(xb, "shape") and getattr(xb, "ndim", 0) and len(xb) == n_batch):
+                    raise ValueError(f"DataLoader: transform returned {_describe(xb)} for a batch of "
+                                     f"{n_batch} samples; it must return the batch as an array with the "
+                                     "same number of samples")
             if self.to_device:
                 xb = backend.asarray(xb, dtype=backend.default_dtype())
             yield xb, yb

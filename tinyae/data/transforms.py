@@ -1,10 +1,15 @@
 """Transforms: plain functions on host NumPy arrays (float32 out); the random ones take a
-seeded ``numpy.random.Generator`` (a :class:`~tinyae.data.DataLoader` passes one per epoch)."""
+seeded ``numpy.random.Generator`` (a :class:`~tinyae.data.DataLoader` passes one per epoch).
+The noise transforms also take a device (CuPy) batch and return it on its device, the noise
+drawn on the host from ``rng`` (so one seed gives the same noise on both backends)."""
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
+
+from ..backend import get_array_module
 
 
 def _positive_int(name, value, where):
@@ -79,22 +84,30 @@ def _area_weights(n_in, n_out):
 def flatten(images):
     """``(N, ...)`` -> ``(N, prod(...))``, e.g. (N, 28, 28) -> (N, 784)."""
     x = np.asarray(images)
-    return x.reshape(len(x), -1)
+    if x.ndim == 0:
+        raise ValueError("flatten: expected images (N, ...), got a 0-d array")
+    return x.reshape(len(x), math.prod(x.shape[1:]))      # (-1 cannot be worked out for N = 0)
 
 
 def gaussian_noise(x, std, rng, clip=(0.0, 1.0)):
     """``x`` plus N(0, std^2) noise drawn from ``rng`` (for denoising); clipped unless ``clip=None``."""
-    x = np.asarray(x, dtype=np.float32)
-    noisy = x + np.float32(std) * rng.standard_normal(x.shape, dtype=np.float32)
-    return noisy if clip is None else np.clip(noisy, clip[0], clip[1])
+    if isinstance(std, bool) or not isinstance(std, numbers.Real) or not (math.isfinite(std) and std >= 0):
+        raise ValueError(f"gaussian_noise: std must be a finite number >= 0, got {std!r}")
+    xp = get_array_module(x)           # a device batch stays on its device (noise drawn on the host)
+    x = xp.asarray(x, dtype=np.float32)
+    noise = rng.standard_normal(x.shape, dtype=np.float32)
+    noisy = x + np.float32(std) * (noise if xp is np else xp.asarray(noise))
+    return noisy if clip is None else xp.clip(noisy, clip[0], clip[1])
 
 
 def dropout_noise(x, p, rng):
     """``x`` with each value set to 0 with probability ``p`` (masking noise; no rescaling)."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"p must be in [0, 1], got {p}")
-    x = np.asarray(x, dtype=np.float32)
-    return x * (rng.random(x.shape) >= p)
+    xp = get_array_module(x)           # a device batch stays on its device (mask drawn on the host)
+    x = xp.asarray(x, dtype=np.float32)
+    keep = rng.random(x.shape) >= p
+    return x * (keep if xp is np else xp.asarray(keep))
 
 
 def random_rotate_flip(images, rng, max_degrees=10.0, flip_prob=0.5, fill=0.0):
@@ -108,7 +121,16 @@ def random_rotate_flip(images, rng, max_degrees=10.0, flip_prob=0.5, fill=0.0):
     ``map_coordinates`` call; pixels from outside the image get ``fill``.
     """
     from scipy import ndimage
+    for name, value, ok, wants in (("max_degrees", max_degrees, lambda v: v >= 0, "a finite number >= 0"),
+                                   ("flip_prob", flip_prob, lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+                                   ("fill", fill, lambda v: True, "a finite number")):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+                or not ok(value):
+            raise ValueError(f"random_rotate_flip: {name} must be {wants}, got {value!r}")
     x = np.asarray(images, dtype=np.float32)
+    if x.ndim not in (3, 4):
+        raise ValueError(f"random_rotate_flip: expected images (N, H, W) or (N, C, H, W), got shape "
+                         f"{x.shape}; reshape flattened images first, e.g. x.reshape(-1, 28, 28)")
     n, (h, w) = len(x), x.shape[-2:]
     stack = x.reshape(-1, h, w)                       # (N*C, H, W)
     per_image = len(stack) // max(n, 1)
