@@ -438,8 +438,7 @@ def peak_memory_tinyae(make_step, batch, gpu: bool):
     gradients, Adam state, activations and temporaries (the input batch excluded).
     CPU: tracemalloc (NumPy reports its data buffers to it).  GPU: growth of CuPy's pool."""
     if gpu:
-        import cupy  # noqa: PLC0415  (only reached when backend.use("cupy") succeeded)
-        pool = cupy.get_default_memory_pool()
+        pool = backend.cupy_module().get_default_memory_pool()   # (only reached after backend.use("cupy"))
         backend.synchronize()
         pool.free_all_blocks()
         base = pool.total_bytes()
@@ -800,7 +799,7 @@ def select_backend(name: str) -> bool:
         backend.use("numpy")
         return False
     backend.use("cupy")                       # BackendError when CuPy or the GPU is missing
-    if torch is not None and not torch.cuda.is_available():
+    if torch is not None and not torch.cuda.is_available() and not backend.cupy_is_standin():
         raise BackendError("--backend cupy compares with PyTorch CUDA, but this PyTorch "
                            f"({torch.__version__}) has no usable CUDA device; install a CUDA build "
                            "of PyTorch or run without --backend cupy")

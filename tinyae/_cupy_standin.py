@@ -147,12 +147,13 @@ class ndarray:  # noqa: N801  (CuPy's name)
         raise TypeError(_IMPLICIT)
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        args = [_operand(x) for x in inputs]
+        if method == "at":  # ufunc.at(a, indices, b): indices may come from the host
+            args = [_operand(inputs[0]), _index(inputs[1])] + [_operand(x) for x in inputs[2:]]
+        else:
+            args = [_operand(x) for x in inputs]
         out = kwargs.get("out")
         if out is not None:
             kwargs["out"] = tuple(_operand(o) if isinstance(o, (ndarray, numpy.ndarray)) else o for o in out)
-        if method == "at":  # ufunc.at(a, indices, b): indices may come from the host
-            args = [_operand(inputs[0]), _index(inputs[1])] + [_operand(x) for x in inputs[2:]]
         result = getattr(ufunc, method)(*args, **kwargs)
         if method == "at":
             return None
@@ -494,7 +495,8 @@ linalg = types.SimpleNamespace(**{n: _routine(getattr(numpy.linalg, n)) for n in
                                   ("norm", "svd", "qr", "eigh", "inv", "solve", "det", "slogdet", "cholesky", "lstsq",
                                    "pinv", "matrix_rank", "eigvalsh")})
 linalg.LinAlgError = numpy.linalg.LinAlgError
-_NAMESPACES = {"numpy": __getattr__, "numpy.linalg": linalg}
+_NAMESPACES = {"numpy": lambda name: globals()[name] if name in globals() else __getattr__(name),
+               "numpy.linalg": linalg}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ class DataLoader:
             start, stop = i * self.batch_size, min((i + 1) * self.batch_size, n)
             index = order[start:stop] if order is not None else slice(start, stop)
             xb = self.x[index]
-            yb = None if self.y is None else np.asarray(self.y[index])
+            yb = None if self.y is None else np.asarray(backend.to_numpy(self.y[index]))   # y may be on a device
             if order is None:     # a slice is a view: a batch never aliases the data set
                 xb = xb.copy()
                 yb = None if yb is None else yb.copy()
