@@ -616,14 +616,9 @@ class FitPlan:
         loader = self.train_loader
         self.optimizer.step(count=loader.local_count, total=loader.global_count)
 
-    def reduce(self, acc):
-        """Sum a running mean's totals and count over the ranks (so every rank reports the
-        global per-sample mean)."""
-        keys = list(acc.totals)
-        summed = self.world.sum([acc.count] + [acc.totals[k] for k in keys])
-        acc.count = int(round(summed[0]))
-        acc.totals = dict(zip(keys, summed[1:]))
-        return acc
+    def sum(self, values):
+        """The element-wise sum of ``values`` (numbers) over the ranks, on every rank."""
+        return self.world.sum(values)
 
     def evaluate(self, model, evaluate):
         """The test losses over all ranks' shards of the test set (``evaluate`` on each)."""

@@ -137,6 +137,15 @@ class _Mean:
     def means(self) -> dict:
         return {k: v / max(self.count, 1) for k, v in self.totals.items()}
 
+    def reduce(self, total):
+        """Replace the count and totals by ``total([count, *totals])``: their sum over the MPI
+        processes (``FitPlan.sum``), so that every rank reports the global per-sample mean."""
+        keys = list(self.totals)
+        summed = total([self.count] + [self.totals[k] for k in keys])
+        self.count = int(round(summed[0]))
+        self.totals = dict(zip(keys, summed[1:]))
+        return self
+
 
 def _is_array(data) -> bool:
     return hasattr(data, "shape") and hasattr(data, "dtype")
@@ -260,6 +269,73 @@ def _first_bad_parameter(model):
     return None
 
 
+# -- the named pieces of a training run: fit calls them, and so does examples/vae_mnist.py -----
+
+def unchanged_note(checkpoint, saved) -> str:
+    """What a stopped run leaves on disk, as the tail of its error message."""
+    if checkpoint is None:
+        return ""
+    return (f"; the checkpoint {checkpoint} (after epoch {saved}) is unchanged" if saved else
+            f"; no checkpoint was written ({checkpoint})")
+
+
+def check_step(values, names, epoch, step, n_steps, unchanged=""):
+    """Raise :class:`TrainingError` unless the step's loss ``values`` (host floats, one per
+    name: "loss" and its parts) are finite: before the update, so the parameters stay good."""
+    if numpy.all(numpy.isfinite(values)):
+        return
+    bad = ", ".join(f"{k}={v}" for k, v in zip(names, values))
+    raise TrainingError(f"non-finite loss at epoch {epoch}, step {step}{'/' + str(n_steps) if n_steps else ''} "
+                        f"({bad}): training stopped before this step's update{unchanged}. Lower the "
+                        "learning rate (resuming with a smaller one continues from the checkpoint) or check "
+                        "the data for NaNs.")
+
+
+def check_epoch(model, epoch, after: dict, what: str, unchanged=""):
+    """Raise :class:`TrainingError` if a parameter or the loss ``after`` the epoch's updates
+    (``what`` names it: the test loss, or the last batch's) holds a NaN or an infinity."""
+    bad_param = _first_bad_parameter(model)
+    if bad_param is not None:
+        raise TrainingError(f"parameter {bad_param!r} holds NaN or infinite values after epoch {epoch}: the "
+                            f"last updates blew up{unchanged}. Lower the learning rate.")
+    if not all(math.isfinite(v) for v in after.values()):
+        raise TrainingError(f"non-finite {what} after epoch {epoch} with the updated parameters "
+                            f"({_fmt(after)}): the last updates blew up{unchanged}. Lower the "
+                            "learning rate.")
+
+
+def write_checkpoint(checkpoint, model, optimizer, epoch, history, settings, unchanged=""):
+    """Save the checkpoint after ``epoch`` (atomically); a failed write becomes one
+    :class:`TrainingError` that says what failed and what is left on disk."""
+    try:
+        save_checkpoint(checkpoint, model, optimizer, epoch=epoch, history=history, settings=settings)
+    except OSError as exc:
+        raise TrainingError(f"could not write the checkpoint {checkpoint} after epoch {epoch} "
+                            f"({exc.strerror or exc}){unchanged}. Free some disk space or "
+                            "choose another folder, then resume.") from exc
+
+
+def begin_run(checkpoint, model, optimizer, *, resume, seed, epochs, batch_size=None, say=print):
+    """Start a run that keeps ``checkpoint``: remove the leftovers of an interrupted write,
+    then, with ``resume``, carry on from the checkpoint if there is one (:func:`resume_from`'s
+    checks).  Returns (history, start, note): the history so far, the epochs done, and the
+    settings that changed ("" if none).  Under MPI only rank 0 calls it, then shares."""
+    history, start, note = History(), 0, ""
+    if checkpoint is None:
+        return history, start, note
+    removed = remove_orphans(checkpoint)
+    if removed:
+        say(f"removed {', '.join(removed)}: the unfinished write of an interrupted run "
+            f"(the checkpoint {os.path.basename(os.fspath(checkpoint))} itself is intact)")
+    if resume and os.path.exists(checkpoint):
+        history, start, note = _resume(checkpoint, model, optimizer, seed, batch_size, batch_size is not None, say)
+        if start >= epochs:
+            say(f"the checkpoint already holds {start} epochs (asked for {epochs}): nothing to do")
+    elif resume:
+        say(f"no checkpoint at {checkpoint} yet: starting from epoch 1")
+    return history, start, note
+
+
 def _resume(checkpoint, model, optimizer, seed, batch_size, own_loader, say):
     """Load ``checkpoint`` into model and optimizer after checking it may be resumed; return
     (history, epoch, note) with note the settings that change from here on ("" if none)."""
@@ -336,16 +412,42 @@ def fit(model, optimizer, train, test=None, *, epochs: int = 10, batch_size: int
     Raises :class:`TrainingError` on a non-finite loss or parameter (naming epoch and step)
     or a checkpoint that cannot be written, :class:`TrainingInterrupted` on Ctrl-C.
     """
-    from tqdm.auto import tqdm
-
     say = log if log is not None else (lambda *_: None)
+    epochs, batch_size, seed = _check_fit(model, optimizer, train, test, epochs, batch_size, seed)
+    run = _Run(model, optimizer, train, test, batch_size, seed, checkpoint, distributed, say, progress)
+    history, start, note = run.begin(resume, epochs)
+    epoch = start
+    try:
+        for epoch in range(start + 1, epochs + 1):
+            t0 = time.perf_counter()
+            trained, last = run.train_epoch(epoch, epochs)           # the batches: loss, backward, step
+            tested, after = run.test_epoch(last)                     # the test set (or the last batch again)
+            record = run.record(epoch, trained, tested, t0, note if epoch == start + 1 else "")
+            history.append(record)
+            run.say(f"epoch {epoch}/{epochs}  train {_fmt(trained)}"
+                    f"{'  test ' + _fmt(tested) if tested else ''}  ({record['seconds']:.1f} s)")
+            check_epoch(model, epoch, after, run.after_what, run.unchanged())
+            stop = run.callbacks(callbacks, epoch, history)
+            run.save(epoch, history)
+            if stop:
+                run.say(f"stopped by a callback after epoch {epoch}")
+                break
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, TrainingInterrupted):
+            raise
+        raise TrainingInterrupted(epoch, run.saved, checkpoint) from None
+    run.finish()
+    return history
+
+
+def _check_fit(model, optimizer, train, test, epochs, batch_size, seed):
+    """fit's arguments checked before any work: (epochs, batch_size, seed) as ints."""
     epochs = _check_whole("epochs", epochs, 0)
     batch_size = _check_whole("batch_size", batch_size, 1)
     seed = _check_whole("seed", seed, 0)
     params = model.parameters()
     if not params:
         raise ValueError(f"fit: {type(model).__name__} has no parameters to train")
-    dtype = params[0].dtype
     if optimizer is None or not hasattr(optimizer, "step"):
         raise TypeError(f"fit: expected an optimizer such as Adam(model.parameters()), got "
                         f"{type(optimizer).__name__}")
@@ -354,146 +456,131 @@ def fit(model, optimizer, train, test=None, *, epochs: int = 10, batch_size: int
         raise ValueError(f"fit: the optimizer ({type(optimizer).__name__}) holds none of this model's "
                          f"{len(params)} parameters, so training would never change the model (was it "
                          "made for another model?); create it as Adam(model.parameters(), ...)")
-    _check_data("train", train, dtype)
-    _check_data("test", test, dtype)
+    _check_data("train", train, params[0].dtype)
+    _check_data("test", test, params[0].dtype)
+    return epochs, batch_size, seed
 
-    dist = None    # N processes training one model: tinyae/distributed.py says how
-    if distributed:
-        from .distributed import FitPlan
-        dist = FitPlan(distributed, model, optimizer, train, test, batch_size, seed)
-        optimizer, progress = dist.inner, progress and dist.world.is_root
-        say = dist.root_only(say)
-    write_checkpoint = dist.root_only(save_checkpoint) if dist else save_checkpoint
-    train_loader = dist.train_loader if dist else _batches(train, batch_size, True, seed)
-    test_loader = _batches(test, max(batch_size, 256), False, seed)
-    if hasattr(train_loader, "__len__") and len(train_loader) == 0:
-        raise ValueError(f"fit: train gives no batches ({len(train)} samples with batch_size={batch_size} "
-                         "and drop_last?)" if _is_array(train) else "fit: train gives no batches")
-    history, start, note = History(), 0, ""
-    if checkpoint is not None and (dist is None or dist.world.is_root):
-        removed = remove_orphans(checkpoint)
-        if removed:
-            say(f"removed {', '.join(removed)}: the unfinished write of an interrupted run "
-                f"(the checkpoint {os.path.basename(os.fspath(checkpoint))} itself is intact)")
-    reads = resume and (dist is None or dist.world.is_root)   # under MPI rank 0 reads, then shares
-    if reads and checkpoint is not None and os.path.exists(checkpoint):
-        history, start, note = _resume(checkpoint, model, optimizer, seed, batch_size,
-                                       _is_array(train), say)
-        if start >= epochs:
-            say(f"the checkpoint already holds {start} epochs (asked for {epochs}): nothing to do")
-    elif reads and checkpoint is not None:
-        say(f"no checkpoint at {checkpoint} yet: starting from epoch 1")
-    if dist:
-        history, start, note = dist.share_resume(history, start, note, say)
-    summed = model.reduction == "sum"
-    n_steps = len(train_loader) if hasattr(train_loader, "__len__") else None
-    saved = start if start else None   # the epoch the checkpoint on disk holds
-    settings = {"seed": seed, **({"batch_size": batch_size} if _is_array(train) else {})}
 
-    def unchanged():
-        if checkpoint is None:
-            return ""
-        return (f"; the checkpoint {checkpoint} (after epoch {saved}) is unchanged" if saved else
-                f"; no checkpoint was written ({checkpoint})")
+class _Run:
+    """What :func:`fit` needs besides the loop: the loaders, the checkpoint, and the MPI plan
+    (tinyae/distributed.py's FitPlan) that changes a few steps when N processes train."""
 
-    epoch = start
-    try:
-        for epoch in range(start + 1, epochs + 1):
-            t0 = time.perf_counter()
-            if hasattr(train_loader, "set_epoch"):
-                train_loader.set_epoch(epoch - 1)
-            if dist:
-                dist.start_epoch(epoch)
-            model.train()
-            acc = _Mean(summed)
-            bar = tqdm(train_loader, total=n_steps, desc=f"epoch {epoch}/{epochs}", disable=not progress,
-                       leave=False, dynamic_ncols=True)
-            x = None
+    def __init__(self, model, optimizer, train, test, batch_size, seed, checkpoint, distributed, say, progress):
+        self.model, self.optimizer, self.checkpoint = model, optimizer, checkpoint
+        self.dtype = model.parameters()[0].dtype
+        self.dist = None
+        if distributed:
+            from .distributed import FitPlan
+            self.dist = FitPlan(distributed, model, optimizer, train, test, batch_size, seed)
+            self.optimizer, progress = self.dist.inner, progress and self.dist.world.is_root
+            say = self.dist.root_only(say)
+        self.say, self.progress = say, progress
+        self.root = self.dist is None or self.dist.world.is_root
+        self.train_loader = self.dist.train_loader if self.dist else _batches(train, batch_size, True, seed)
+        self.test_loader = _batches(test, max(batch_size, 256), False, seed)
+        if hasattr(self.train_loader, "__len__") and len(self.train_loader) == 0:
+            raise ValueError(f"fit: train gives no batches ({len(train)} samples with batch_size={batch_size} "
+                             "and drop_last?)" if _is_array(train) else "fit: train gives no batches")
+        self.n_steps = len(self.train_loader) if hasattr(self.train_loader, "__len__") else None
+        self.batch_size, self.seed = batch_size, seed
+        self.settings = {"seed": seed, **({"batch_size": batch_size} if _is_array(train) else {})}
+        self.after_what = "test loss" if test is not None else "loss of the last training batch"
+        self.saved = None   # the epoch the checkpoint on disk holds
+
+    def begin(self, resume, epochs):
+        """(history, start, note): a fresh start or the checkpoint's (rank 0 reads it, then shares)."""
+        history, start, note = History(), 0, ""
+        if self.root:
+            history, start, note = begin_run(
+                self.checkpoint, self.model, self.optimizer, resume=resume, seed=self.seed, epochs=epochs,
+                batch_size=self.batch_size if "batch_size" in self.settings else None, say=self.say)
+        if self.dist:
+            history, start, note = self.dist.share_resume(history, start, note, self.say)
+        self.saved = start if start else None
+        return history, start, note
+
+    def unchanged(self):
+        return unchanged_note(self.checkpoint, self.saved)
+
+    def train_epoch(self, epoch, epochs):
+        """One pass over the training batches (PyTorch's train()): the running means of the
+        loss and its parts, and the last batch."""
+        from tqdm.auto import tqdm
+        model, optimizer, dist = self.model, self.optimizer, self.dist
+        if hasattr(self.train_loader, "set_epoch"):
+            self.train_loader.set_epoch(epoch - 1)
+        if dist:
+            dist.start_epoch(epoch)
+        model.train()
+        acc = _Mean(model.reduction == "sum")
+        bar = tqdm(self.train_loader, total=self.n_steps, desc=f"epoch {epoch}/{epochs}",
+                   disable=not self.progress, leave=False, dynamic_ncols=True)
+        x = None
+        try:
+            for step, batch in enumerate(bar, start=1):
+                x = _split(batch, self.dtype)
+                with numpy.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    total, parts = model.loss(x)
+                    values = _step_values(total, parts)
+                    check_step(values, ["loss", *parts], epoch, step, self.n_steps, self.unchanged())
+                    optimizer.zero_grad()
+                    model.backward_loss(need_dx=False)   # x is data: no dL/dx
+                    dist.step() if dist else optimizer.step()   # (dist: one Allreduce first)
+                acc.add(["loss", *parts], values, x.shape[0])
+                if self.progress:   # shown at tqdm's next redraw; forced on the last step
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in acc.means().items()}, refresh=step == self.n_steps)
+        finally:
+            bar.close()      # also on an error or Ctrl-C: no half-drawn bar under the message
+        if x is None:
+            raise ValueError(f"fit: train gave no batches in epoch {epoch}")
+        if dist:
+            acc.reduce(dist.sum)      # the losses of all ranks' samples
+        return acc.means(), x
+
+    def test_epoch(self, last):
+        """(the test losses or {}, the losses the finite check reads): the test set in eval
+        mode, or without one the last training batch again, with the updated parameters."""
+        with numpy.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            if self.test_loader is None:
+                return {}, evaluate(self.model, [last])
+            dist = self.dist
+            tested = dist.evaluate(self.model, evaluate) if dist else evaluate(self.model, self.test_loader)
+            return tested, tested
+
+    def record(self, epoch, trained, tested, t0, note):
+        """The epoch's History record."""
+        record = {"epoch": epoch, **{f"train_{k}": v for k, v in trained.items()},
+                  **{f"test_{k}": v for k, v in tested.items()}}
+        if hasattr(self.optimizer, "lr"):
+            record["lr"] = float(self.optimizer.lr)
+        if "batch_size" in self.settings:
+            record["batch_size"] = self.batch_size
+        if self.dist:
+            record["ranks"] = self.dist.world.size
+        if note:
+            record["changed"] = note
+        record["seconds"] = time.perf_counter() - t0
+        return record
+
+    def callbacks(self, callbacks, epoch, history) -> bool:
+        """Run the callbacks (rank 0's only, under MPI); whether one asked to stop."""
+        stop = False
+        for cb in callbacks:
+            if self.dist and not self.dist.runs(cb):   # figures and the like: rank 0 only
+                continue
             try:
-                for step, batch in enumerate(bar, start=1):
-                    x = _split(batch, dtype)
-                    with numpy.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                        total, parts = model.loss(x)
-                        values = _step_values(total, parts)
-                        if not numpy.all(numpy.isfinite(values)):
-                            bad = ", ".join(f"{k}={v}" for k, v in zip(["loss", *parts], values))
-                            raise TrainingError(f"non-finite loss at epoch {epoch}, step {step}"
-                                                f"{'/' + str(n_steps) if n_steps else ''} ({bad}): training "
-                                                f"stopped before this step's update{unchanged()}. Lower the "
-                                                "learning rate (resuming with a smaller one continues from "
-                                                "the checkpoint) or check the data for NaNs.")
-                        optimizer.zero_grad()
-                        model.backward_loss(need_dx=False)   # x is data: no dL/dx
-                        dist.step() if dist else optimizer.step()   # (dist: one Allreduce first)
-                    acc.add(["loss", *parts], values, x.shape[0])
-                    if progress:   # shown at tqdm's next redraw; forced on the last step
-                        bar.set_postfix({k: f"{v:.4g}" for k, v in acc.means().items()},
-                                        refresh=step == n_steps)
-            finally:
-                bar.close()      # also on an error or Ctrl-C: no half-drawn bar under the message
-            if x is None:
-                raise ValueError(f"fit: train gave no batches in epoch {epoch}")
-            if dist:
-                dist.reduce(acc)      # the losses of all ranks' samples
-            record = {"epoch": epoch}
-            record.update({f"train_{k}": v for k, v in acc.means().items()})
-            with numpy.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                if test_loader is not None:
-                    tested = dist.evaluate(model, evaluate) if dist else evaluate(model, test_loader)
-                    record.update({f"test_{k}": v for k, v in tested.items()})
-                    after = {k: v for k, v in record.items() if k.startswith("test_")}
-                else:      # no test set: the last batch again, with the updated parameters
-                    after = evaluate(model, [x])
-            if hasattr(optimizer, "lr"):
-                record["lr"] = float(optimizer.lr)
-            if "batch_size" in settings:
-                record["batch_size"] = batch_size
-            if dist:
-                record["ranks"] = dist.world.size
-            if note and epoch == start + 1:
-                record["changed"] = note
-            record["seconds"] = time.perf_counter() - t0
-            history.append(record)
-            test_part = ""
-            if test_loader is not None:
-                test_part = "  test " + _fmt({k[5:]: v for k, v in record.items() if k.startswith("test_")})
-            say(f"epoch {epoch}/{epochs}  train {_fmt(acc.means())}{test_part}  ({record['seconds']:.1f} s)")
-            bad_param = _first_bad_parameter(model)
-            if bad_param is not None:
-                raise TrainingError(f"parameter {bad_param!r} holds NaN or infinite values after epoch "
-                                    f"{epoch}: the last updates blew up{unchanged()}. Lower the learning "
-                                    "rate.")
-            if not all(math.isfinite(v) for v in after.values()):
-                what = "test loss" if test_loader is not None else "loss of the last training batch"
-                raise TrainingError(f"non-finite {what} after epoch {epoch} with the updated parameters "
-                                    f"({_fmt(after)}): the last updates blew up{unchanged()}. Lower the "
-                                    "learning rate.")
-            stop = False
-            for cb in callbacks:
-                if dist and not dist.runs(cb):   # figures and the like: rank 0 only
-                    continue
-                try:
-                    cb(epoch, model, history)
-                except StopTraining:
-                    stop = True
-            if dist:
-                stop = dist.agree(stop)
-            if checkpoint is not None:
-                try:
-                    write_checkpoint(checkpoint, model, optimizer, epoch=epoch, history=history.records,
-                                    settings=settings)
-                except OSError as exc:
-                    raise TrainingError(f"could not write the checkpoint {checkpoint} after epoch {epoch} "
-                                        f"({exc.strerror or exc}){unchanged()}. Free some disk space or "
-                                        "choose another folder, then resume.") from exc
-                saved = epoch
-            if stop:
-                say(f"stopped by a callback after epoch {epoch}")
-                break
-    except KeyboardInterrupt as exc:
-        if isinstance(exc, TrainingInterrupted):
-            raise
-        raise TrainingInterrupted(epoch, saved, checkpoint) from None
-    if dist:
-        dist.world.barrier()     # the last checkpoint is on disk when fit returns anywhere
-    return history
+                cb(epoch, self.model, history)
+            except StopTraining:
+                stop = True
+        return self.dist.agree(stop) if self.dist else stop
+
+    def save(self, epoch, history):
+        if self.checkpoint is not None:
+            if self.root:
+                write_checkpoint(self.checkpoint, self.model, self.optimizer, epoch, history.records,
+                                 self.settings, self.unchanged())
+            self.saved = epoch
+
+    def finish(self):
+        if self.dist:
+            self.dist.world.barrier()     # the last checkpoint is on disk when fit returns anywhere
