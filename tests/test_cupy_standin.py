@@ -154,6 +154,20 @@ def test_dataloader_takes_labels_on_the_device(cp):
         np.testing.assert_array_equal(yb, yh)
 
 
+def test_sharded_loader_takes_labels_on_the_device(cp):
+    """distributed.ShardedLoader had DataLoader's numpy.asarray on y's batch too."""
+    from tinyae import distributed
+    x = np.arange(20, dtype=np.float32).reshape(10, 2)
+    y = np.arange(10)
+    for rank in (0, 1):
+        dev = list(distributed.ShardedLoader(cp.asarray(x), cp.asarray(y), batch_size=4, rank=rank, size=2))
+        host = list(distributed.ShardedLoader(x, y, batch_size=4, rank=rank, size=2))
+        for (xb, yb), (xh, yh) in zip(dev, host, strict=True):
+            assert isinstance(xb, cp.ndarray) and isinstance(yb, np.ndarray)
+            np.testing.assert_array_equal(xb.get(), backend.to_numpy(xh))
+            np.testing.assert_array_equal(yb, yh)
+
+
 def test_noise_transforms_keep_a_device_batch_on_its_device(cp):
     """gaussian_noise / dropout_noise called numpy.asarray on their input (a TypeError for a device
     batch, e.g. a DataLoader over device data with a transform); now the noise, drawn on the host

@@ -549,7 +549,7 @@ class ShardedLoader:
             mine = index[m * self.rank // self.size: m * (self.rank + 1) // self.size]
             self.local_count, self.global_count = len(mine), m
             xb = self.x[mine]
-            yb = None if self.y is None else numpy.asarray(self.y[mine])
+            yb = None if self.y is None else numpy.asarray(backend.to_numpy(self.y[mine]))   # y may be on a device
             if self.transform is not None:
                 xb = self.transform(xb, rng)
             if self.to_device:
