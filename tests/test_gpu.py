@@ -2,8 +2,10 @@
 builder, checked against the NumPy backend (same weights, same inputs) and by float64
 gradient checks on the device; the models also in float32, the device's default dtype.
 
-All tests here carry the ``gpu`` marker: they run only where CuPy and a CUDA device are
-present (conftest.py skips them elsewhere, e.g. in CI).
+All tests here carry the ``gpu`` marker: they run where CuPy and a CUDA device are present,
+and on the CPU stand-in for CuPy with ``TINYAE_FAKE_CUPY=1`` (CI does both passes' worth: the
+stand-in step); conftest.py skips them elsewhere, and on the stand-in skips those marked
+``cuda(feature)``, naming the feature.
 """
 from __future__ import annotations
 
@@ -179,6 +181,24 @@ def test_model_float32_on_device(name, kw, shape, cp):
     for n, p in dev.named_parameters():
         assert isinstance(p.grad, cp.ndarray) and p.data.dtype == p.grad.dtype == np.float32, n
     assert float(total_dev) == pytest.approx(float(total_host), rel=1e-4)
+
+
+@pytest.mark.cuda("the fused Adam ElementwiseKernel, compiled by NVRTC")
+def test_fused_adam_is_one_compiled_kernel(cp):
+    """On a GPU, Adam's device update is CuPy's compiled kernel (the CPU stand-in runs its body as
+    array code instead: tests/test_cupy_standin.py), and one step agrees with the NumPy rule."""
+    kernel = optim._fused_adam(cp)
+    assert type(kernel).__module__.startswith("cupy")
+    rng = np.random.default_rng(6)
+    p, g, m, v = (rng.standard_normal(4096).astype(np.float32) for _ in range(4))
+    v = np.abs(v)
+    dev = [cp.asarray(a) for a in (p, m, v)]
+    kernel(cp.asarray(g), 0.9, 0.999, 1e-3, 0.05, 1e-8, *dev)
+    m = 0.9 * m + np.float32(0.1) * g
+    v = 0.999 * v + np.float32(0.001) * (g * g)
+    p = p - np.float32(1e-3) * (m / (np.sqrt(v) / np.float32(0.05) + np.float32(1e-8)))
+    for d, h in zip(dev, (p, m, v)):
+        np.testing.assert_allclose(backend.to_numpy(d), h, rtol=1e-5, atol=1e-7)
 
 
 def test_use_cupy_puts_batches_on_device(cp):
