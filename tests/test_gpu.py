@@ -3,8 +3,8 @@ builder, checked against the NumPy backend (same weights, same inputs) and by fl
 gradient checks on the device; the models also in float32, the device's default dtype.
 
 All tests here carry the ``gpu`` marker: they run where CuPy and a CUDA device are present,
-and on the CPU stand-in for CuPy with ``TINYAE_FAKE_CUPY=1`` (CI does both passes' worth: the
-stand-in step); conftest.py skips them elsewhere, and on the stand-in skips those marked
+and on the CPU stand-in for CuPy with ``TINYAE_FAKE_CUPY=1`` (CI's stand-in step);
+conftest.py skips them elsewhere, and on the stand-in skips those marked
 ``cuda(feature)``, naming the feature.
 """
 from __future__ import annotations
