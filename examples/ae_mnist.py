@@ -35,8 +35,8 @@ Losses are averages over pixels (and samples).  Figures in --out (default result
     python examples/ae_mnist.py --arch 784-250-16 --epochs 10
     python examples/ae_mnist.py --augment --out results/ae_mnist_augment     # the chapter's training
 """
-from common import (arch_defaults, done, flip_rotate, fit_options, load_images, make_parser, n_params,
-                    one_per_class, run, run_cli, save_loss_curves, setup_backend)
+from common import (AUGMENT_HELP, AUGMENT_NOTE, arch_defaults, done, flip_rotate, fit_options, load_images,
+                    make_parser, n_params, one_per_class, run, run_cli, save_loss_curves, setup_backend)
 
 from keras_figures import Progress, tutorial_figures
 from tinyae import models, plot
@@ -67,8 +67,7 @@ parser.add_argument("--init", choices=["keras", "pytorch"], default=None,
 parser.add_argument("--tanh-hidden", action="store_true",
                     help="784-250-16: tanh hidden layers (the earlier variant) instead of the tutorial's ReLU")
 parser.add_argument("--augment", action="store_true",
-                    help="train on batches flipped left-right (p = 0.5) and rotated by up to ±10° per image, "
-                         "as the chapter's RandomHorizontalFlip(0.5) + RandomRotation(10); off by default")
+                    help=AUGMENT_HELP)
 
 
 
@@ -111,8 +110,7 @@ def main(args):
                          "examples/vae_mnist.py --augment --distributed is")
         train = DataLoader(x_train, batch_size=args.batch_size, shuffle=True, seed=args.seed,
                            transform=flip_rotate(side, fill=-1.0 if arch["range"] == "symmetric" else 0.0))
-        print("augmentation: each training batch rotated by U(-10°, 10°) and flipped left-right with "
-              "probability 0.5, per image (seeded per epoch)", flush=True)
+        print(AUGMENT_NOTE, flush=True)
     history = fit(model, optimizer, train, x_test, callbacks=[figures, progress], **fit_options(args))
 
     model.eval()

@@ -29,8 +29,8 @@ results/chapter_figures/):
     python examples/chapter_figures.py --ae results/ae_mnist/checkpoint.npz \\
         --vae results/vae_mnist/checkpoint.npz         # figures of models trained already
 """
-from common import (UsageError, done, fit_options, flip_rotate, load_images, make_parser, n_params,
-                    one_per_class, run, run_cli, setup_backend)
+from common import (AUGMENT_NOTE, UsageError, done, fit_options, flip_rotate, load_images, make_parser,
+                    n_params, one_per_class, run, run_cli, setup_backend)
 import argparse
 import json
 import pathlib
@@ -102,8 +102,7 @@ def main(args):
     setup_backend(args)
     x_train, _, x_test, y_test = load_images(args, size=SIDE, value_range="symmetric")
     if args.augment and not (args.ae and args.vae):
-        print("augmentation: each training batch rotated by U(-10°, 10°) and flipped left-right with "
-              "probability 0.5, per image (seeded per epoch)", flush=True)
+        print(AUGMENT_NOTE, flush=True)
     trained = {w: get_model(w, getattr(args, w), args, x_train, x_test) for w in BUILDERS}
     ae, vae = trained["ae"][0], trained["vae"][0]
     ae.eval()

@@ -381,6 +381,14 @@ def n_params(model) -> str:
     return f"{sum(int(p.data.size) for p in model.parameters()):,}"
 
 
+# --augment, said once for every script that has it
+AUGMENT_HELP = ("train on batches flipped left-right (p = 0.5) and rotated by up to ±10° per image, "
+                "as the chapter's RandomHorizontalFlip(0.5) + RandomRotation(10); off by default")
+AUGMENT_NOTE = ("augmentation: each training batch rotated by U(-10°, 10°) and flipped left-right with "
+                "probability 0.5, per image (seeded per epoch)")
+FILTERS_TITLE = "first-layer filters (each scaled to its max |w|; red +, blue −)"
+
+
 def flip_rotate(side: int, fill: float, max_degrees: float = 10.0, flip_prob: float = 0.5):
     """The 14×14 chapter's ``RandomHorizontalFlip(0.5)`` + ``RandomRotation(10)`` as a
     :class:`tinyae.data.DataLoader` transform (``--augment``): ``transform(xb, rng)`` takes a

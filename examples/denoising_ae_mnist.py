@@ -16,8 +16,8 @@ Figures in --out (default results/denoising_ae_mnist/):
 
     python examples/denoising_ae_mnist.py --noise mask --epochs 30
 """
-from common import (done, fit_options, load_images, make_parser, n_params, nonneg_float, one_per_class,
-                    run, run_cli, save_loss_curves, setup_backend)
+from common import (FILTERS_TITLE, done, fit_options, load_images, make_parser, n_params, nonneg_float,
+                    one_per_class, run, run_cli, save_loss_curves, setup_backend)
 import numpy as np
 
 from tinyae import data, models, plot
@@ -80,7 +80,7 @@ def main(args):
     denoised_figure(dae, args.out / "denoised.png", f"denoising AE given {name}")
     plot.save_filter_comparison(plain.encoder[0].weight.data, dae.encoder[0].weight.data,
                                 args.out / "filters.png", labels=("plain AE", "denoising AE"), n=36,
-                                title="first-layer filters (each scaled to its max |w|; red +, blue −)")
+                                title=FILTERS_TITLE)
     if len(hist_dae) and len(hist_plain):
         records = [{"epoch": a["epoch"], "train_plain": a["train_loss"], "test_plain": a["test_loss"],
                     "train_denoising": b["train_loss"], "test_denoising": b["test_loss"]}

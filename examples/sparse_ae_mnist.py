@@ -19,8 +19,8 @@ Figures in --out (default results/sparse_ae_mnist/):
                 filters.png (first-layer filters, plain vs sparse), loss_curves.png,
                 checkpoint.npz (sparse AE) and checkpoint_plain.npz
 """
-from common import (done, fit_options, load_images, make_parser, n_params, nonneg_float, one_per_class,
-                    open_unit, run, run_cli, save_loss_curves, setup_backend)
+from common import (FILTERS_TITLE, done, fit_options, load_images, make_parser, n_params, nonneg_float,
+                    one_per_class, open_unit, run, run_cli, save_loss_curves, setup_backend)
 from tinyae import models, plot
 from tinyae.optim import Adam
 from tinyae.train import fit
@@ -78,7 +78,7 @@ def main(args):
                          title="per-unit mean activity" + (f" (target ρ = {args.rho})" * (args.penalty == "kl")))
     plot.save_filter_comparison(plain.encoder[0].weight.data, sparse.encoder[0].weight.data,
                                 args.out / "filters.png", labels=("plain AE", "sparse AE"), n=36,
-                                title="first-layer filters (each scaled to its max |w|; red +, blue −)")
+                                title=FILTERS_TITLE)
     if len(hist_plain) and len(hist_sparse):
         records = [{"epoch": a["epoch"], "train_plain": a["train_loss"], "test_plain": a["test_loss"],
                     "train_sparse_recon": b["train_recon"], "test_sparse_recon": b["test_recon"],

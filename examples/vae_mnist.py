@@ -33,8 +33,9 @@ and the KL shown separately.  Figures in --out (default results/vae_mnist/):
     python examples/vae_mnist.py --augment --out results/vae_mnist_augment   # the chapter's training
     python examples/vae_mnist.py --backend cupy --epochs 40 --resume
 """
-from common import (arch_defaults, decoder_fn, done, flip_rotate, load_images, make_parser, n_params,
-                    nonneg_float, one_per_class, run, run_cli, save_loss_curves, setup_backend)
+from common import (AUGMENT_HELP, AUGMENT_NOTE, arch_defaults, decoder_fn, done, flip_rotate, load_images,
+                    make_parser, n_params, nonneg_float, one_per_class, run, run_cli, save_loss_curves,
+                    setup_backend)
 import time
 
 import numpy as np
@@ -42,11 +43,11 @@ from tqdm.auto import tqdm
 
 import tinyae.nn as nn
 from tinyae import backend, distributed, plot
-from tinyae.checkpoint import inspect_checkpoint, remove_orphans, save_checkpoint
+from tinyae.checkpoint import inspect_checkpoint
 from tinyae.data import DataLoader
 from tinyae.losses import BCEWithLogitsLoss, MSELoss
 from tinyae.optim import Adam
-from tinyae.train import History, TrainingError, resume_from
+from tinyae.train import History, begin_run, check_epoch, check_step, unchanged_note, write_checkpoint
 
 ARCHS = {   # the equivalent builder, image side, pixel range, and the flags' defaults
     "tutorial": dict(builder="vae-196-64-16", size=14, range="symmetric",
@@ -182,7 +183,7 @@ def main(args):
         args.augment = bool(inspect_checkpoint(checkpoint).settings.get("augment", False))
     if world and args.resume:   # rank 0 read the checkpoint (the others write to a scratch folder)
         args.augment = world.bcast(args.augment if root else None)
-    say = print if root else (lambda *_, **__: None)
+    say = (lambda *a, **k: print(*a, **{"flush": True, **k})) if root else (lambda *_, **__: None)
     x_train, y_train, x_test, y_test = load_images(args, size=arch["size"], value_range=arch["range"])
     side = arch["size"]
     shown = dict(value_range=(-1, 1) if arch["range"] == "symmetric" else (0, 1))
@@ -200,8 +201,7 @@ def main(args):
     # --augment: every batch flipped/rotated as drawn, from the loader's (seed, epoch) stream
     augment = flip_rotate(side, fill=-1.0 if arch["range"] == "symmetric" else 0.0) if args.augment else None
     if augment:
-        say("augmentation: each training batch rotated by U(-10°, 10°) and flipped left-right with "
-            "probability 0.5, per image (seeded per epoch)", flush=True)
+        say(AUGMENT_NOTE, flush=True)
     train_loader = DataLoader(x_train, batch_size=args.batch_size, shuffle=True, seed=args.seed,
                               transform=augment)
     test_set = x_test
@@ -233,14 +233,8 @@ def main(args):
         try:
             for step, (x, _) in enumerate(bar, start=1):
                 values = train_step(model, opt, x, args.beta)
-                if not np.all(np.isfinite(values)):
-                    raise TrainingError(
-                        f"non-finite loss at epoch {epoch}, step {step}/{len(train_loader)} "
-                        f"(loss={values[0]}, recon={values[1]}, kl={values[2]}): training stopped before "
-                        "this step's update"
-                        + (f"; the checkpoint {checkpoint} (after epoch {epoch - 1}) is unchanged"
-                           if epoch > 1 else "") + ". Lower the learning rate (resuming with a smaller one "
-                        "continues from the checkpoint) or check the data for NaNs.")
+                check_step(values, ("loss", "recon", "kl"), epoch, step, len(train_loader),
+                           unchanged_note(checkpoint, epoch - 1))   # a NaN stops before the update
                 sums += values
                 count += x.shape[0]
                 if not bar.disable:   # shown at tqdm's next redraw; forced on the last step
@@ -273,18 +267,9 @@ def main(args):
     # Start afresh, or (--resume) carry on from the checkpoint: weights, Adam's state, ε's generator.
     inner = getattr(opt, "optimizer", opt)    # what the checkpoint saves (not the MPI wrapper)
     history, start, note = History(), 0, ""
-    if root:
-        removed = remove_orphans(checkpoint)
-        if removed:
-            say(f"removed {', '.join(removed)}: the unfinished write of an interrupted run "
-                f"(the checkpoint {checkpoint.name} itself is intact)")
-        if args.resume and checkpoint.exists():
-            history, start, note = resume_from(checkpoint, model, inner, seed=args.seed,
-                                               batch_size=args.batch_size, log=lambda m: say(m, flush=True))
-            if start >= args.epochs:
-                say(f"the checkpoint already holds {start} epochs (asked for {args.epochs}): nothing to do")
-        elif args.resume:
-            say(f"no checkpoint at {checkpoint} yet: starting from epoch 1", flush=True)
+    if root:    # leftovers of a killed write removed; --resume: the checkpoint's checks, then its state
+        history, start, note = begin_run(checkpoint, model, inner, resume=args.resume, seed=args.seed,
+                                         epochs=args.epochs, batch_size=args.batch_size, say=say)
     if world:   # every rank starts from rank 0's weights, optimizer state and place in the history
         records, start, note = world.bcast((history.records, start, note) if root else None)
         history = History(records)
@@ -310,19 +295,13 @@ def main(args):
         history.append(record)
         say(f"epoch {epoch}/{args.epochs}  train {line(trained)}  test {line(tested)}  "
             f"({record['seconds']:.1f} s)", flush=True)
-        unchanged = (f"; the checkpoint {checkpoint} (after epoch {epoch - 1}) is unchanged" if epoch > 1
-                     else f"; no checkpoint was written ({checkpoint})")
-        bad = [name for name, p in model.named_parameters()
-               if not np.isfinite(backend.to_numpy(p.data)).all()]
-        if bad or not np.all(np.isfinite(list(tested.values()))):
-            raise TrainingError(f"{'parameter ' + repr(bad[0]) if bad else 'the test loss'} holds NaN or "
-                                f"infinite values after epoch {epoch} ({line(tested)}): the last updates "
-                                f"blew up{unchanged}. Lower the learning rate.")
+        unchanged = unchanged_note(checkpoint, epoch - 1)
+        check_epoch(model, epoch, tested, "test loss", unchanged)   # no NaN in the weights or the test loss
         if root:
             figures(epoch)
-            save_checkpoint(checkpoint, model, inner, epoch=epoch, history=history.records,   # atomic
-                            settings={"seed": args.seed, "batch_size": args.batch_size,
-                                      **({"augment": True} if augment else {})})
+            write_checkpoint(checkpoint, model, inner, epoch, history.records, unchanged=unchanged,   # atomic
+                             settings={"seed": args.seed, "batch_size": args.batch_size,
+                                       **({"augment": True} if augment else {})})
     if world:
         world.barrier()             # the last checkpoint is on disk before any rank goes on
     if not root:
@@ -356,8 +335,7 @@ parser.add_argument("--arch", choices=list(ARCHS), default="tutorial",
                                    f"latent dim {v['latent_dim']}" for k, v in ARCHS.items()))
 parser.add_argument("--beta", type=nonneg_float, default=1.0, help="weight of the KL term (β-VAE)")
 parser.add_argument("--augment", action="store_true",
-                    help="train on batches flipped left-right (p = 0.5) and rotated by up to ±10° per image, "
-                         "as the chapter's RandomHorizontalFlip(0.5) + RandomRotation(10); off by default")
+                    help=AUGMENT_HELP)
 
 if __name__ == "__main__":
     run_cli(main, parser)
