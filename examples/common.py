@@ -1,10 +1,10 @@
 """What every example shares: the command-line flags, the backend set-up, the data, and
 the way a user's mistake is reported.
 
-Kept deliberately small: each example script reads top to bottom on its own and
-only borrows these few helpers so the flags mean the same thing everywhere.
+Each example script reads top to bottom on its own and borrows these helpers so that the
+flags mean the same thing everywhere.
 
-A script's body is a function ``body(args)`` run by :func:`main`, which turns a user's
+A script's body is a function ``body(args)`` run by :func:`run_cli`, which turns a user's
 mistake — a bad flag value, an ``--out`` that cannot be written, a corrupt data file, a
 checkpoint for another model, a full disk — into one line ``error: …`` on stderr and exit
 status 2, and Ctrl-C into one line saying which epoch the checkpoint holds (exit 130).
@@ -39,7 +39,7 @@ THREADS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class UsageError(Exception):
-    """A user's mistake found by a script; :func:`main` prints it as ``error: <message>``, exit 2."""
+    """A user's mistake found by a script; :func:`run_cli` prints it as ``error: <message>``, exit 2."""
 
 
 # -- flag types: argparse prints "error: argument --x: <message>" for these -----------------------
@@ -496,7 +496,7 @@ def run_cli(body, parser, argv=None) -> None:
 
 def _first_interrupt(signum, frame):
     """SIGINT: KeyboardInterrupt once; later ones are ignored while the first is reported.
-    (A second one used to land in the middle of the clean-up and print a traceback: under
+    (A second one would land in the middle of the clean-up and print a traceback: under
     mpiexec every rank gets the terminal's Ctrl-C and then the one mpiexec passes on.)"""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise KeyboardInterrupt

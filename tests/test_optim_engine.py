@@ -12,11 +12,10 @@ from tinyae import nn, optim, optim_engine
 @pytest.fixture
 def engine():
     """Two threads during the test (so the buffers above THREAD_MIN take the threaded paths),
-    the thread count restored after it."""
-    threads = optim_engine._state.get("threads")
+    the default thread count after it."""
     optim_engine.set_num_threads(2)
     yield optim_engine
-    optim_engine._state["threads"] = threads
+    optim_engine.set_num_threads(None)
 
 
 def run_adam(engine_name, sizes, dtype, steps, seed=0, flat=True, **hyper):

@@ -24,7 +24,7 @@ __all__ = ["DTypeError", "positive_int", "nonnegative_int", "real", "boolean", "
 
 class DTypeError(TypeError, ValueError):
     """An array of the wrong kind (an int array where floats are needed, a list where an array
-    is needed).  A TypeError, and a ValueError too, as NumPy and earlier tinyae versions raise
+    is needed).  A TypeError, and a ValueError too, as NumPy raises
     for a bad array, so ``except ValueError`` around a layer or a loss keeps working."""
 
 

@@ -86,10 +86,13 @@ def default() -> str:
     return "numba" if "numba" in available() else "reference"
 
 
-def set_num_threads(n: int):
+def set_num_threads(n):
     """Threads for the "blocks" engine's large buffers; the Numba loop runs on one thread
-    (default: $TINYAE_NUM_THREADS, else $OMP_NUM_THREADS or $OPENBLAS_NUM_THREADS — the
-    examples' BLAS setting —, else the usable CPUs; at most 8)."""
+    (default, and after ``set_num_threads(None)``: $TINYAE_NUM_THREADS, else $OMP_NUM_THREADS
+    or $OPENBLAS_NUM_THREADS — the examples' BLAS setting —, else the usable CPUs; at most 8)."""
+    if n is None:
+        _state.pop("threads", None)
+        return
     if int(n) < 1:
         raise ValueError(f"tinyae.optim_engine.set_num_threads: need at least 1 thread, got {n}")
     _state["threads"] = int(n)

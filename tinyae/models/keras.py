@@ -26,7 +26,7 @@ from ..backend import asarray_like, device_noise, get_array_module
 from ..losses import Loss
 from ..optim import Adam, _fused_adam
 from ..nn import Linear, ReLU, Sequential, Sigmoid
-from .builders import _rngs, register
+from .builders import _rngs
 from .vae import VAE
 
 __all__ = ["KerasBCELoss", "KerasAdam", "KerasVAE", "EPSILON"]
@@ -211,7 +211,6 @@ class KerasVAE(VAE):
         return super().sample(n)
 
 
-@register("vae-784-64-2-keras")
 def vae_784_64_2_keras(hidden=64, latent=2, parameterisation="keras", epsilon_std=0.1, seed=0):
     """The Keras blog's VAE: 784→64 ReLU, heads 64→2 (z_mean, z_log_sigma) | 2→64 ReLU →784
     sigmoid; Keras's init (Glorot-uniform, zero biases), clipped BCE × 784 + KL, batch mean.

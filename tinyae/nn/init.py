@@ -228,7 +228,7 @@ def layer_parameters(weight_shape, bias_size, init: str, rng, layer: str = "laye
 
     "pytorch": w ~ U(−1/√fan_in, 1/√fan_in) (kaiming_uniform_ with a = √5), then
                b ~ U(−1/√fan_in, 1/√fan_in) with the weight's fan_in — both from one stream,
-               weight first (the draws tinyae has always made).
+               weight first (so a seed gives the same layer on every backend and version).
     "keras" / "glorot": w ~ glorot_uniform (U(−l, l), l = √(6/(fan_in + fan_out))), b = 0.
     """
     check_scheme(init, layer)
