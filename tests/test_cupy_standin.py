@@ -203,28 +203,28 @@ def test_fused_adam_kernel_is_the_reference_arithmetic(cp, dtype):
     rng = np.random.default_rng(0)
     p, g, m, v = (rng.standard_normal(50).astype(dtype) for _ in range(4))
     v = np.abs(v)
-    args = dict(b1=0.9, b2=0.999, step_size=1e-3 / (1 - 0.9 ** 3), bias2_sqrt=np.sqrt(1 - 0.999 ** 3), eps=1e-8)
+    args = dict(b1=0.9, b2=0.999, step_size=1e-3 / (1 - 0.9 ** 3),   # Python floats, as Adam passes them
+                bias2_sqrt=float(np.sqrt(1 - 0.999 ** 3)), eps=1e-8)
     dev = [cp.asarray(a) for a in (p, m, v)]
-    optim._fused_adam(cp)(cp.asarray(g), args["b1"], args["b2"], args["step_size"], args["bias2_sqrt"], args["eps"],
-                          *dev)
+    optim._fused_adam(cp)(cp.asarray(g), args["b1"], args["b2"], 1 - args["b1"], 1 - args["b2"], args["step_size"],
+                          args["bias2_sqrt"], args["eps"], *dev)
     _adam_reference(p, g, m, v, **args)
     for d, h in zip(dev, (p, m, v)):
         np.testing.assert_allclose(d.get(), h, rtol=1e-5 if dtype == np.float32 else 1e-14,
                                    atol=1e-7 if dtype == np.float32 else 0)
 
 
-@pytest.mark.xfail(strict=True, reason="the fused Adam kernel computes 1 - b1 and 1 - b2 in float32 and "
-                   "(1 - b2) * g * g left to right, where the NumPy update rounds 1 - b1 from double and "
-                   "multiplies (1 - b2) * (g * g): a last-bit difference per step (fix in tinyae/optim.py: pass "
-                   "1 - b1, 1 - b2 as kernel arguments and write (g * g))")
 def test_fused_adam_kernel_is_bit_identical_in_float32(cp):
+    """Operation for operation Adam.update's arithmetic: 1 - b1 and 1 - b2 rounded from double on
+    the host, (1 - b2) * (g * g), so float32 results are equal to the last bit."""
     rng = np.random.default_rng(0)
     p, g, m, v = (rng.standard_normal(1000).astype(np.float32) for _ in range(4))
     v = np.abs(v)
-    args = dict(b1=0.9, b2=0.999, step_size=1e-3 / (1 - 0.9 ** 3), bias2_sqrt=np.sqrt(1 - 0.999 ** 3), eps=1e-8)
+    args = dict(b1=0.9, b2=0.999, step_size=1e-3 / (1 - 0.9 ** 3),   # Python floats, as Adam passes them
+                bias2_sqrt=float(np.sqrt(1 - 0.999 ** 3)), eps=1e-8)
     dev = [cp.asarray(a) for a in (p, m, v)]
-    optim._fused_adam(cp)(cp.asarray(g), args["b1"], args["b2"], args["step_size"], args["bias2_sqrt"], args["eps"],
-                          *dev)
+    optim._fused_adam(cp)(cp.asarray(g), args["b1"], args["b2"], 1 - args["b1"], 1 - args["b2"], args["step_size"],
+                          args["bias2_sqrt"], args["eps"], *dev)
     _adam_reference(p, g, m, v, **args)
     for d, h in zip(dev, (p, m, v)):
         np.testing.assert_array_equal(d.get(), h)
@@ -257,13 +257,11 @@ def _numbers(line):
 
 
 def test_main_job_losses_on_the_standin_match_numpy(main_job_lines):
-    """Same float32 arithmetic up to the fused Adam kernel's rounding (see the xfail below): the
-    printed losses agree to 4 significant digits after 2 epochs."""
+    """The printed losses agree to 4 significant digits after 2 epochs (and, the next test, exactly)."""
     for a, b in zip(main_job_lines["cupy"], main_job_lines["numpy"], strict=True):
         np.testing.assert_allclose(_numbers(a), _numbers(b), rtol=1e-4)
 
 
-@pytest.mark.xfail(strict=True, reason="the fused Adam kernel's float32 rounding of 1 - b1, 1 - b2 (see "
-                   "test_fused_adam_kernel_is_bit_identical_in_float32): the last printed digit differs")
 def test_main_job_prints_the_same_losses_on_the_standin_as_on_numpy(main_job_lines):
+    """The same float32 arithmetic: the same printed losses, to the last digit."""
     assert main_job_lines["cupy"] == main_job_lines["numpy"]

@@ -193,7 +193,7 @@ def test_fused_adam_is_one_compiled_kernel(cp):
     p, g, m, v = (rng.standard_normal(4096).astype(np.float32) for _ in range(4))
     v = np.abs(v)
     dev = [cp.asarray(a) for a in (p, m, v)]
-    kernel(cp.asarray(g), 0.9, 0.999, 1e-3, 0.05, 1e-8, *dev)
+    kernel(cp.asarray(g), 0.9, 0.999, 1 - 0.9, 1 - 0.999, 1e-3, 0.05, 1e-8, *dev)
     m = 0.9 * m + np.float32(0.1) * g
     v = 0.999 * v + np.float32(0.001) * (g * g)
     p = p - np.float32(1e-3) * (m / (np.sqrt(v) / np.float32(0.05) + np.float32(1e-8)))

@@ -281,7 +281,7 @@ class Adam(Optimizer):
         step_size, bias2_sqrt = self.lr / (1 - b1 ** t), math.sqrt(1 - b2 ** t)
         g = grad + self.weight_decay * param if self.weight_decay else grad
         if xp is not numpy:
-            _fused_adam(xp)(g, b1, b2, step_size, bias2_sqrt, self.eps, param, m, v)
+            _fused_adam(xp)(g, b1, b2, 1 - b1, 1 - b2, step_size, bias2_sqrt, self.eps, param, m, v)
         else:
             optim_engine.adam_step(self.engine, param.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
                                    b1=b1, b2=b2, step_size=step_size, bias2_sqrt=bias2_sqrt, eps=self.eps)
@@ -343,15 +343,16 @@ def _fused_adam(xp):
 
     On a GPU every separate array operation is a kernel launch (~5-10 µs each), which
     dominates small models; fusing the eight operations of the update into one launch
-    is what pays.  The NumPy branch of :meth:`Adam.step` is its reference (tests/test_gpu.py).
+    is what pays.  :meth:`Adam.update` is its reference, operation for operation: 1 − β₁ and
+    1 − β₂ come in computed on the host, as NumPy computes them (tests/test_cupy_standin.py).
     """
     if "adam" not in _FUSED:
         _FUSED["adam"] = xp.ElementwiseKernel(
-            "T g, T b1, T b2, T step_size, T bias2_sqrt, T eps",
+            "T g, T b1, T b2, T one_minus_b1, T one_minus_b2, T step_size, T bias2_sqrt, T eps",
             "T p, T m, T v",
             """
-            m = b1 * m + (1 - b1) * g;
-            v = b2 * v + (1 - b2) * g * g;
+            m = b1 * m + one_minus_b1 * g;
+            v = b2 * v + one_minus_b2 * (g * g);
             p -= step_size * (m / (sqrt(v) / bias2_sqrt + eps));
             """,
             "tinyae_adam_update")

@@ -93,7 +93,8 @@ class KerasAdam(Adam):
         b1, b2 = self.betas
         bias2_sqrt = math.sqrt(1 - b2 ** t)
         g = grad + self.weight_decay * param if self.weight_decay else grad
-        _fused_adam(xp)(g, b1, b2, self.lr / (1 - b1 ** t), bias2_sqrt, self.eps / bias2_sqrt, param, m, v)
+        _fused_adam(xp)(g, b1, b2, 1 - b1, 1 - b2, self.lr / (1 - b1 ** t), bias2_sqrt, self.eps / bias2_sqrt,
+                        param, m, v)
 
     def update(self, param, grad, m, v):
         t = self.step_count
