@@ -9,6 +9,9 @@ Both trees' ``tinyae`` packages are imported side by side (``sys.modules`` is em
 Default: a training step of the conv AE (``models.build("conv-ae")``, batch 200 of MNIST,
 Adam), rounds alternating A,B / B,A with a 0.3 s pause before each (BLAS threads settle);
 prints every round and the median and quartiles of the per-round ratio B/A.
+``--model NAME``: another of train_speed.py's models (``--model list`` names them);
+``--model main-job``: the main job's own step (examples/vae_mnist.py's ``train_step`` with
+its hand-written chain, the tutorial's 196-64-16-3 VAE, batch 64), each tree's script.
 ``--layers``: forward+backward of each conv/pool layer of that model instead, paired step
 by step.  On a shared machine report the ratio, not the times (docs/performance.md).
 """
@@ -32,7 +35,18 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=2, help="steps per implementation and round")
     p.add_argument("--threads", type=int, default=1, help="BLAS threads (set before NumPy loads)")
     p.add_argument("--layers", action="store_true", help="time the conv/pool layers one by one")
+    p.add_argument("--model", default="conv-ae-200", help="which training step (--model list: the choices)")
     return p.parse_args(argv)
+
+
+# name: (builder, its kwargs, batch, side of the input images, flat input)
+MODELS = {"conv-ae-200": ("conv-ae", {}, 200, 28, False),
+          "ae-784-200": ("ae-784-250-16", {}, 200, 28, True),
+          "ae-784-1024": ("ae-784-250-16", {}, 1024, 28, True),
+          "vae-784-128": ("vae-784-400-20", {}, 128, 28, True),
+          "dense-ae-64": ("dense-196-64-16", {}, 64, 14, True),
+          "dense-vae-64": ("vae-196-64-16", {}, 64, 14, True),
+          "main-job": (None, {}, 64, 14, True)}
 
 
 def load(tree, build):
@@ -54,27 +68,55 @@ def load(tree, build):
         sys.path.remove(tree)
 
 
-def mnist_batches(np, count=10, n=200):
+def mnist_batches(np, count=10, n=200, side=28, flat=False):
     path = MNIST / "train-images-idx3-ubyte.gz"
     if not path.exists():
         rng = np.random.default_rng(0)
-        return [rng.random((n, 1, 28, 28), dtype=np.float32) for _ in range(count)]
-    with gzip.open(path, "rb") as f:
-        raw = f.read(16 + count * n * 784)
-    img = np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 1, 28, 28).astype(np.float32) / 255
+        img = rng.random((count * n, 1, 28, 28), dtype=np.float32)
+    else:
+        with gzip.open(path, "rb") as f:
+            raw = f.read(16 + count * n * 784)
+        img = np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 1, 28, 28).astype(np.float32) / 255
+    if side == 14:                   # the 14x14 tutorials: 2x2 means, pixels in [-1, 1]
+        img = img.reshape(-1, 1, 14, 2, 14, 2).mean(axis=(3, 5)) * 2 - 1
+    if flat:
+        img = img.reshape(len(img), -1)
     return [np.ascontiguousarray(img[k * n:(k + 1) * n]) for k in range(count)]
 
 
-def train_step(tinyae):
-    model = tinyae.models.build("conv-ae", seed=0)
-    opt = tinyae.optim.Adam(model.parameters(), lr=1e-3)
+def train_step(name):
+    builder, kwargs = MODELS[name][:2]
 
-    def step(x):
-        opt.zero_grad()
-        model.loss(x)
-        model.backward_loss()
-        opt.step()
-    return step
+    def make(tinyae):
+        if builder is None:
+            return main_job_step(tinyae)
+        model = tinyae.models.build(builder, seed=0, **kwargs)
+        opt = tinyae.optim.Adam(model.parameters(), lr=1e-3)
+
+        def step(x):
+            opt.zero_grad()
+            model.loss(x)
+            model.backward_loss()
+            opt.step()
+        return step
+    return make
+
+
+def main_job_step(tinyae):
+    """examples/vae_mnist.py of the tree being loaded: its VAE and its train_step."""
+    import importlib.util  # noqa: PLC0415
+    examples = pathlib.Path(tinyae.__file__).resolve().parents[1] / "examples"
+    sys.modules.pop("common", None)
+    sys.path.insert(0, str(examples))
+    try:
+        spec = importlib.util.spec_from_file_location("vae_mnist_under_test", examples / "vae_mnist.py")
+        job = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(job)
+    finally:
+        sys.path.remove(str(examples))
+    model = job.VAE("tutorial", 3, 0)
+    opt = tinyae.optim.Adam(model.parameters(), lr=1e-3)
+    return lambda x: job.train_step(model, opt, x, 1.0)
 
 
 def quartiles(np, values):
@@ -83,8 +125,9 @@ def quartiles(np, values):
 
 
 def compare_steps(np, args):
-    batches = mnist_batches(np)
-    steps = {"A": load(args.tree_a, train_step), "B": load(args.tree_b, train_step)}
+    _, _, batch, side, flat = MODELS[args.model]
+    batches = mnist_batches(np, n=batch, side=side, flat=flat)
+    steps = {"A": load(args.tree_a, train_step(args.model)), "B": load(args.tree_b, train_step(args.model))}
     for name in "AB":
         for k in range(5):
             steps[name](batches[k])
@@ -105,7 +148,7 @@ def compare_steps(np, args):
               flush=True)
     for name, tree in (("A", args.tree_a), ("B", args.tree_b)):
         print(f"{name} = {tree}: median step {1e3 * float(np.median(times[name])):.1f} ms over {len(times[name])} steps")
-    print(f"B/A per round: {quartiles(np, ratios)}")
+    print(f"{args.model}, batch {batch}: B/A per round: {quartiles(np, ratios)}")
 
 
 def compare_layers(np, args):
@@ -152,6 +195,9 @@ def compare_layers(np, args):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.model not in MODELS:
+        raise SystemExit(f"--model: choose one of {', '.join(MODELS)}" + ("" if args.model == "list" else
+                                                                           f" (got {args.model!r})"))
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)
     import numpy as np  # noqa: PLC0415 (after the thread variables)

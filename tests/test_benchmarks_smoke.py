@@ -180,3 +180,17 @@ def test_module_overhead_benchmark_prints_one_line_per_model():
         assert -90 < overhead < 1000 and "4 rounds of 2 steps" in line
     bad = subprocess.run([sys.executable, str(script), "--models", "nope"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "unknown model(s) nope" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("model", ["main-job", "dense-vae-64"])
+def test_ab_versions_times_a_model_of_two_trees(model):
+    """benchmarks/ab_versions.py: the same tree as A and B, one round: a ratio line per model
+    (the main job's step comes from each tree's own examples/vae_mnist.py)."""
+    root = SCRIPT.parents[1]
+    proc = subprocess.run([sys.executable, str(SCRIPT.parent / "ab_versions.py"), str(root), str(root),
+                           "--model", model, "--rounds", "2", "--steps", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith(f"{model}, batch 64: B/A per round: median "), last
+    assert 0.1 < float(last.split("median ")[1].split()[0]) < 10
