@@ -472,6 +472,10 @@ def run_cli(body, parser, argv=None) -> None:
     args = parser.parse_args(argv)
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:   # (left alone where ignored)
         signal.signal(signal.SIGINT, _first_interrupt)
+    if not isinstance(sys.stdout, _PipeSafe) and hasattr(sys.stdout, "fileno"):
+        if hasattr(sys.stdout, "reconfigure"):     # a path the terminal's encoding lacks (PYTHONIOENCODING=
+            sys.stdout.reconfigure(errors="backslashreplace")   # ascii) is escaped, not a crash at the end
+        sys.stdout = _PipeSafe(sys.stdout)
     if os.environ.get("TINYAE_TRACEBACK", "") not in ("", "0"):
         body(args)
         return
@@ -484,14 +488,59 @@ def run_cli(body, parser, argv=None) -> None:
     except (UsageError, CheckpointError, TrainingError, data.DataError, backend.BackendError,
             distributed.DistributedError) as exc:
         _exit(2, f"error: {exc}")
-    except MemoryError:
-        _exit(2, "error: out of memory: try a smaller --batch-size or --limit")
+    except MemoryError as exc:
+        what = f" ({exc})" if str(exc) else ""
+        _exit(2, f"error: out of memory{what}: try a smaller --batch-size or --limit, or a smaller model "
+                 "(--latent-dim and the like)")
     except OSError as exc:
-        where = f" ({exc.filename})" if exc.filename else ""
-        _exit(2, f"error: {exc.strerror or exc}{where}: free some disk space or pass another --out "
-                 "(--resume continues from the last checkpoint)")
+        _exit(2, f"error: {_os_error(exc)}")
     except ValueError as exc:       # the library's argument checks name the argument and the value
         _exit(2, f"error: {exc}")
+
+
+def _os_error(exc: OSError) -> str:
+    """One line for a failed file operation, with the advice that fits what failed."""
+    import errno
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        advice = "free some disk space or pass another --out"
+    elif exc.errno == errno.EROFS:
+        advice = "the file system is read-only: pass another --out"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        advice = "pass an --out you can write to"
+    elif exc.errno == errno.ENOENT:
+        advice = "a file or folder was removed while the run used it (another program or run?)"
+    else:
+        advice = "see the file named above"
+        if not exc.filename:
+            advice = "a file operation failed"
+    return f"{exc.strerror or exc}{where}: {advice} (--resume continues from the last checkpoint)"
+
+
+class _PipeSafe:
+    """stdout that survives the reader going away (``… | head -1``): the first write to a
+    closed pipe turns stdout into /dev/null, and training goes on to its checkpoints."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def _guard(self, fn, *args):
+        try:
+            return fn(*args)
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())       # the interpreter's last flush goes there too
+            os.close(devnull)
+            return None
+
+    def write(self, text):
+        return self._guard(self.stream.write, text)
+
+    def flush(self):
+        return self._guard(self.stream.flush)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
 
 
 def _first_interrupt(signum, frame):

@@ -306,12 +306,23 @@ def test_full_disk_is_one_error_line_and_leaves_no_temp_file(runs):
 # Ctrl-C, in a real interpreter
 # --------------------------------------------------------------------------
 
+def _default_sigint():
+    """In the child, before Python starts: SIGINT back to its default.  A shell starts background
+    jobs (``pytest &``, nohup, some CI runners) with SIGINT ignored, and Python then installs no
+    KeyboardInterrupt handler: the Ctrl-C this test sends would be lost."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_is_one_line_with_the_checkpoints_epoch(tmp_path):
     out = tmp_path / "out"
     env = dict(os.environ, **base_env(tmp_path), OPENBLAS_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, str(EXAMPLES / "ae_mnist.py"), "--data", "embedded", "--epochs", "200",
-                             "--no-progress", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, cwd=tmp_path)
+    ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)   # as if pytest itself ran in the background
+    try:
+        proc = subprocess.Popen([sys.executable, str(EXAMPLES / "ae_mnist.py"), "--data", "embedded", "--epochs",
+                                 "200", "--no-progress", "--out", str(out)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path, preexec_fn=_default_sigint)
+    finally:
+        signal.signal(signal.SIGINT, ignored)
     try:
         deadline = time.monotonic() + 120
         while not (out / "checkpoint.npz").exists() and time.monotonic() < deadline and proc.poll() is None:

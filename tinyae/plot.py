@@ -609,7 +609,8 @@ def save_latent_scatter(z, labels, path, title=None, *, s=5.0, alpha=0.7, legend
         _, sv, vt = np.linalg.svd(centred, full_matrices=False)
         var = sv ** 2
         share = var / var.sum() if var.sum() > 0 else np.zeros_like(var)
-        coords = centred @ vt[:2].T
+        coords = _pad_columns(centred @ vt[:2].T, 2)       # fewer than 2 codes: one component, or none
+        share = np.concatenate([share, np.zeros(2)])
         axis_labels = [f"PC{i + 1} of z ({k}-D; {100 * share[i]:.0f}% of variance)" for i in range(2)]
     else:
         coords = z
@@ -937,7 +938,16 @@ def kernel_pca(codes, n_components=2, kernel="rbf", gamma=None, seed=0):
     if n_components not in (2, 3):
         raise ValueError(f"n_components must be 2 or 3 (a 2-D or 3-D scatter), got {n_components!r}")
     kpca = KernelPCA(n_components=n_components, kernel=kernel, gamma=gamma, random_state=seed)
-    return kpca.fit_transform(z)
+    return _pad_columns(kpca.fit_transform(z), n_components)   # a handful of codes gives fewer
+
+
+def _pad_columns(coords, n):
+    """``coords`` (N, m) with zero columns added up to n: a projection of very few points has
+    fewer components than asked for, and the figure draws them at 0 on the missing axes."""
+    coords = np.asarray(coords, dtype=np.float64).reshape(len(coords), -1)
+    if coords.shape[1] >= n:
+        return coords
+    return np.concatenate([coords, np.zeros((len(coords), n - coords.shape[1]))], axis=1)
 
 
 def save_kernel_pca(codes, labels, path, n_components=2, kernel="rbf", gamma=None, title=None, *,

@@ -311,8 +311,22 @@ def write_checkpoint(checkpoint, model, optimizer, epoch, history, settings, unc
         save_checkpoint(checkpoint, model, optimizer, epoch=epoch, history=history, settings=settings)
     except OSError as exc:
         raise TrainingError(f"could not write the checkpoint {checkpoint} after epoch {epoch} "
-                            f"({exc.strerror or exc}){unchanged}. Free some disk space or "
-                            "choose another folder, then resume.") from exc
+                            f"({exc.strerror or exc}){unchanged}. {_write_advice(exc)}") from exc
+
+
+def _write_advice(exc: OSError) -> str:
+    """What to do about a failed write, from what actually failed (not always a full disk)."""
+    import errno
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return "Free some disk space or choose another folder, then resume."
+    if exc.errno == errno.EROFS:
+        return "The folder is on a read-only file system: choose another folder, then resume."
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "This folder cannot be written: choose one you can write to, then resume."
+    if exc.errno == errno.ENOENT:
+        return ("The folder or the file being written was removed meanwhile (by another program or "
+                "run?): choose another folder, then resume.")
+    return "Choose another folder, then resume."
 
 
 def begin_run(checkpoint, model, optimizer, *, resume, seed, epochs, batch_size=None, say=print):
