@@ -140,8 +140,9 @@ def setup_backend(args, resume_flags=None) -> None:
     except backend.BackendError as exc:
         raise UsageError(str(exc)) from None
     if getattr(args, "distributed", False) or distributed.launched_size() > 1:
-        try:     # after backend.use: on CuPy each rank picks its GPU
-            args.world = distributed.init()
+        try:     # after backend.use: on CuPy each rank picks its GPU.  An exception that escapes
+            #      on any rank ends the whole job (MPI_Abort) instead of leaving the others waiting.
+            args.world = distributed.init(abort_on_error=True)
         except distributed.DistributedError as exc:
             raise UsageError(str(exc)) from None
         _sweep_scratch()

@@ -365,7 +365,10 @@ def test_distributed_optimizer_weights_and_errors():
     assert opt.weight() == 1.0 and opt.weight(count=3, total=12) == 0.25
     assert distributed.DistributedOptimizer(Adam(model.parameters()), "sum", w).weight(3, 12) == 1.0
     opt.lr = 0.5                                       # reaches the wrapped optimizer
-    assert opt.optimizer.lr == 0.5
+    assert opt.optimizer.lr == 0.5 and opt.lr == 0.5
+    assert opt.params is opt.optimizer.params and opt.step_count == 0
+    with pytest.raises(AttributeError):                # no silent forwarding of anything else
+        opt.betas = (0.5, 0.5)
     with pytest.raises(ValueError, match="reduction must be 'mean' or 'sum'"):
         distributed.DistributedOptimizer(Adam(model.parameters()), reduction="avg")
     with pytest.raises(ValueError, match="at least the number of processes"):
@@ -382,7 +385,7 @@ def test_weighted_gradients_flat_and_packed_agree(reduction):
         model = models.build("mlp-ae", sizes=[5, 3], seed=0).double()
         opt = distributed.DistributedOptimizer(Adam(model.parameters(), flat=flat), reduction,
                                                distributed.World())
-        assert (opt.optimizer.flat is not None) == flat
+        assert (opt.optimizer.flat_grad() is not None) == flat
         model.loss(x)
         opt.zero_grad()
         model.backward_loss()

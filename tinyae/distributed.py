@@ -393,9 +393,12 @@ class DistributedOptimizer:
 
     reduction: the model's loss reduction (``model.reduction``): "mean" weights rank r's
         gradient by n_r / Σ n (its share of the global batch), "sum" adds them unweighted.
-    Everything else (``lr``, ``state_dict``, ``params`` …) is the wrapped optimizer's; save
-    checkpoints with ``opt.optimizer`` (the checkpoint records the optimizer's own class).
+    ``lr``, ``params``, ``step_count``, ``zero_grad`` and the state dict are the wrapped
+    optimizer's (``opt.lr = …`` sets its learning rate); anything else, ask ``opt.optimizer``,
+    which is also what checkpoints save (they record the optimizer's own class).
     """
+
+    __slots__ = ("optimizer", "reduction", "world")   # opt.betas = … would be lost: refused instead
 
     def __init__(self, optimizer, reduction: str = "mean", world: World | None = None):
         if reduction not in ("mean", "sum"):
@@ -406,17 +409,21 @@ class DistributedOptimizer:
         self.optimizer, self.reduction = optimizer, reduction
         self.world = world or get_world()
 
-    def __getattr__(self, name):          # lr, params, step_count, state … of the inner one
-        inner = self.__dict__.get("optimizer")
-        if inner is None:                 # (half-built, e.g. while copying)
-            raise AttributeError(name)
-        return getattr(inner, name)
+    @property
+    def lr(self):
+        return self.optimizer.lr
 
-    def __setattr__(self, name, value):
-        if name in ("optimizer", "reduction", "world"):
-            object.__setattr__(self, name, value)
-        else:                             # opt.lr = … changes the inner optimizer's lr
-            setattr(self.optimizer, name, value)
+    @lr.setter
+    def lr(self, value):
+        self.optimizer.lr = value
+
+    @property
+    def params(self):
+        return self.optimizer.params
+
+    @property
+    def step_count(self):
+        return self.optimizer.step_count
 
     def zero_grad(self):
         self.optimizer.zero_grad()
@@ -440,9 +447,8 @@ class DistributedOptimizer:
     def allreduce_gradients(self, count=None, total=None):
         """Every param.grad becomes the global gradient Σ_r w_r g_r (the same on every rank)."""
         w = self.weight(count, total)
-        flat = self.optimizer.flat
-        if flat is not None and flat.intact():
-            grad = flat.grad                                  # every gradient, one buffer
+        grad = self.optimizer.flat_grad()                     # every gradient in one buffer, or None
+        if grad is not None:
             if w != 1.0:
                 grad *= w
             self.world.allreduce_(grad)

@@ -69,6 +69,11 @@ class Optimizer:
         """Run :meth:`update` (an optimizer with a faster engine runs that instead)."""
         self.update(param, grad, *state)
 
+    def flat_grad(self):
+        """The one contiguous buffer that holds every parameter's gradient (``flat=True``, while
+        the parameters still live in it), or None.  (MPI sums it in one call.)"""
+        return self.flat.grad if self.flat is not None and self.flat.intact() else None
+
     def zero_grad(self):
         if self.flat is not None and self.flat.intact():
             self.flat.grad.fill(0)
