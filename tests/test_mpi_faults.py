@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -32,24 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 from tinyae import distributed  # noqa: E402
 from tinyae.checkpoint import load_checkpoint  # noqa: E402
+from test_distributed import _mpiexec, needs_mpi  # noqa: E402  (one way to find mpiexec)
 
 
-def _mpiexec():
-    local = Path(sys.executable).with_name("mpiexec")
-    return str(local) if local.exists() else shutil.which("mpiexec")
-
-
-def _skip_reason():
-    try:
-        import mpi4py  # noqa: F401
-    except ImportError:
-        return 'mpi4py is not installed (pip install -e ".[mpi]")'
-    if _mpiexec() is None:
-        return 'no mpiexec found beside Python or on PATH (pip install -e ".[mpi]" brings MPICH\'s)'
-    return None
-
-
-needs_mpi = pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason()))
 
 
 def _command(n, script, *argv):

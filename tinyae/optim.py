@@ -279,8 +279,13 @@ class Adam(Optimizer):
         """The rule of :meth:`update`, run by the fused GPU kernel on CuPy arrays, else by the
         engine chosen at construction (on contiguous arrays; the reference otherwise)."""
         xp = backend.get_array_module(param)
-        if xp is numpy and (self.engine == "reference" or not all(a.flags.c_contiguous for a in (param, m, v))):
-            return self.update(param, grad, m, v)
+        if xp is numpy:
+            if self.engine == "reference":
+                return self.update(param, grad, m, v)
+            if param.ndim != 1:     # one parameter at a time: the engines take 1-D views of it
+                if not (param.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous):
+                    return self.update(param, grad, m, v)
+                param, grad, m, v = (a.reshape(-1) for a in (param, grad, m, v))
         t = self.step_count
         b1, b2 = self.betas
         step_size, bias2_sqrt = self.lr / (1 - b1 ** t), math.sqrt(1 - b2 ** t)
@@ -288,8 +293,8 @@ class Adam(Optimizer):
         if xp is not numpy:
             _fused_adam(xp)(g, b1, b2, 1 - b1, 1 - b2, step_size, bias2_sqrt, self.eps, param, m, v)
         else:
-            optim_engine.adam_step(self.engine, param.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
-                                   b1=b1, b2=b2, step_size=step_size, bias2_sqrt=bias2_sqrt, eps=self.eps)
+            optim_engine.adam_step(self.engine, param, g, m, v, b1=b1, b2=b2, step_size=step_size,
+                                   bias2_sqrt=bias2_sqrt, eps=self.eps)
 
 
 # -- the speed-ups: one buffer for all parameters, one GPU kernel for Adam --------------------

@@ -136,7 +136,7 @@ class Module:
                 yield name, g
 
     def _has_parameters(self) -> bool:
-        return next(self.named_parameters(), None) is not None
+        return bool(self._parameters) or any(m._has_parameters() for m in self._modules.values())
 
     def num_parameters(self) -> int:
         return int(sum(p.data.size for p in self.parameters()))
@@ -211,11 +211,13 @@ class Module:
 
     def _require_cache(self, attr):
         """Raise unless forward has filled the cache ``attr`` (backward before forward)."""
-        _checks.forward_ran(self, attr)
+        if getattr(self, attr, None) is None:
+            _checks.forward_ran(self, attr)
 
     def _check_dy(self, dy, shape, dtype):
         """Raise unless ``dy`` has the ``shape`` and ``dtype`` of the last forward's output."""
-        _checks.layer_dy(self, dy, shape, dtype)
+        if getattr(dy, "shape", None) != shape or getattr(dy, "dtype", None) != dtype:
+            _checks.layer_dy(self, dy, shape, dtype)
 
     def extra_repr(self) -> str:
         return ""
@@ -272,7 +274,7 @@ class Sequential(Module):
 
     def backward(self, dy, need_dx=True):
         layers = list(self._modules.values())
-        first = next((i for i, m in enumerate(layers) if m._has_parameters()), len(layers))
+        first = 0 if need_dx else next((i for i, m in enumerate(layers) if m._has_parameters()), len(layers))
         for i in reversed(range(len(layers))):
             dy = layers[i].backward(dy, need_dx=need_dx or i > first)   # i > first: layer `first` needs it
             if dy is None:
