@@ -82,6 +82,18 @@ def boolean(value, name: str, where: str) -> bool:
     return bool(value)
 
 
+def pixels_error(where: str, name: str, dtype, cast: str) -> DTypeError:
+    """The error for integer pixels (or any non-float data) where floats are needed."""
+    return DTypeError(f"{where}: {name} must be a float array (float32 or float64), got dtype {dtype}; scale "
+                      f"pixels with tinyae.data.to_float (0..255 → 0..1) or cast with {cast}")
+
+
+def same_length(x, y):
+    """Raise unless labels ``y`` (None: no labels) have one entry per sample of ``x``."""
+    if y is not None and len(y) != len(x):
+        raise ValueError(f"x and y differ in length: {len(x)} samples but {len(y)} labels")
+
+
 def float_array(x, name: str, where: str, batch: bool = True):
     """Raise unless ``x`` is a floating-point array (and, with ``batch``, has a non-empty first
     axis).  Cheap: attribute lookups only, no pass over the data."""

@@ -69,13 +69,17 @@ def rng_states(model) -> dict:
 
 def set_rng_states(model, states: dict):
     """Restore generator states saved by :func:`rng_states` (names must match)."""
-    gens = dict(model.named_generators())
     for name, state in states.items():
-        rng = gens.get(name)
-        if not isinstance(rng, numpy.random.Generator):
-            raise CheckpointError(f"checkpoint holds an RNG state for module {name!r}, which this model "
-                                  "does not have (different architecture?)")
-        rng.bit_generator.state = state
+        _generator(model, name).bit_generator.state = state
+
+
+def _generator(model, name):
+    """The generator module ``name`` of ``model`` draws from, or a CheckpointError."""
+    rng = dict(model.named_generators()).get(name)
+    if not isinstance(rng, numpy.random.Generator):
+        raise CheckpointError(f"checkpoint holds an RNG state for module {name!r}, which this model "
+                              "does not have (different architecture?)")
+    return rng
 
 
 def _json_str(obj) -> numpy.ndarray:
@@ -397,12 +401,8 @@ def load_checkpoint(path, model=None, optimizer=None) -> Checkpoint:
                                   f"optimizer can take ({_size(budget)}); nothing was read")
         optim_state = {k[len("optim."):]: _get(z, path, k, limit=largest) for k in okeys}
     _check_optimizer_values(path, optim_state)
-    gens = dict(model.named_generators())
     for module, state in m["rng"].items():
-        rng = gens.get(module)
-        if not isinstance(rng, numpy.random.Generator):
-            raise CheckpointError(f"checkpoint holds an RNG state for module {module!r}, which this model "
-                                  "does not have (different architecture?)")
+        rng = _generator(model, module)
         try:                       # tried on a scratch generator of the same kind first
             type(rng.bit_generator)().state = state
         except (TypeError, ValueError, KeyError) as exc:

@@ -76,6 +76,7 @@ import sys
 import numpy
 
 from . import backend
+from ._checks import same_length
 
 __all__ = ["DistributedError", "INSTALL_HINT", "World", "init", "get_world", "is_initialized", "launched_size",
            "abort", "DistributedOptimizer", "ShardedLoader", "broadcast_parameters",
@@ -509,8 +510,7 @@ class ShardedLoader:
         self.size = w.size if size is None else int(size)
         if not 0 <= self.rank < self.size:
             raise ValueError(f"ShardedLoader: rank {self.rank} outside 0..{self.size - 1}")
-        if y is not None and len(y) != len(x):
-            raise ValueError(f"x and y differ in length: {len(x)} samples but {len(y)} labels")
+        same_length(x, y)
         if int(batch_size) < self.size:
             raise ValueError(f"ShardedLoader: batch_size {batch_size} is the global batch and must be at "
                              f"least the number of processes ({self.size}), so that every rank gets a "

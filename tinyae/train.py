@@ -57,7 +57,7 @@ import time
 import numpy
 
 from . import backend
-from ._checks import DTypeError
+from ._checks import pixels_error
 from .checkpoint import (CheckpointError, builder_changes, inspect_checkpoint, load_checkpoint,
                          remove_orphans, save_checkpoint)
 
@@ -192,9 +192,7 @@ def _check_data(name, data, dtype):
 
 def _check_dtype(name, got, dtype):
     if numpy.dtype(got).kind != "f":
-        raise DTypeError(f"fit: {name} must be a float array (float32 or float64), got dtype {got}; "
-                         "scale pixels with tinyae.data.to_float (0..255 → 0..1) or cast with "
-                         f"x.astype('{numpy.dtype(dtype).name}')")
+        raise pixels_error("fit", name, got, f"x.astype('{numpy.dtype(dtype).name}')")
 
 
 def _batches(data, batch_size, shuffle, seed):

@@ -7,6 +7,7 @@ import numbers
 import numpy as np
 
 from .. import backend
+from .._checks import same_length
 from .transforms import _positive_int
 
 
@@ -35,8 +36,7 @@ class DataLoader:
             raise ValueError(f"DataLoader: x must be an array of samples (N, ...), got "
                              f"{type(x).__name__}{' of shape ()' if hasattr(x, 'shape') else ''}; "
                              "convert with numpy.asarray")
-        if y is not None and len(y) != len(x):
-            raise ValueError(f"x and y differ in length: {len(x)} samples but {len(y)} labels")
+        same_length(x, y)
         batch_size = _positive_int("batch_size", batch_size, "DataLoader")
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
             raise ValueError(f"DataLoader: seed must be a whole number >= 0, got {seed!r}")

