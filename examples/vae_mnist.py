@@ -32,20 +32,22 @@ and the KL shown separately.  Figures in --out (default results/vae_mnist/):
     python examples/vae_mnist.py --arch pytorch-example --latent-dim 2
     python examples/vae_mnist.py --augment --out results/vae_mnist_augment   # the chapter's training
     python examples/vae_mnist.py --backend cupy --epochs 40 --resume
+    python examples/vae_mnist.py --layers DIR --epochs 2    # your exercise layers vs tinyae's (docs/exercises.md)
 """
-from common import (AUGMENT_HELP, AUGMENT_NOTE, arch_defaults, decoder_fn, done, flip_rotate, load_images,
-                    make_parser, n_params, nonneg_float, one_per_class, run, run_cli, save_loss_curves,
-                    setup_backend)
+from common import (AUGMENT_HELP, AUGMENT_NOTE, UsageError, arch_defaults, decoder_fn, done, flip_rotate,
+                    load_images, make_parser, n_params, nonneg_float, one_per_class, run, run_cli,
+                    save_loss_curves, setup_backend)
 import time
+from types import SimpleNamespace
 
 import numpy as np
 from tqdm.auto import tqdm
 
 import tinyae.nn as nn
-from tinyae import backend, distributed, plot
+from tinyae import backend, distributed, exercises, plot
 from tinyae.checkpoint import inspect_checkpoint
 from tinyae.data import DataLoader
-from tinyae.losses import BCEWithLogitsLoss, MSELoss
+from tinyae.losses import BCEWithLogitsLoss, GaussianKL, MSELoss
 from tinyae.optim import Adam
 from tinyae.train import History, begin_run, check_epoch, check_step, unchanged_note, write_checkpoint
 
@@ -55,6 +57,9 @@ ARCHS = {   # the equivalent builder, image side, pixel range, and the flags' de
     "pytorch-example": dict(builder="vae-784-400-20", size=28, range="unit",
                             epochs=10, batch_size=128, latent_dim=20),
 }
+# the tutorial VAE's pieces; --layers DIR takes yours from the exercises (tinyae.exercises.load_layers)
+TINYAE_LAYERS = SimpleNamespace(Linear=nn.Linear, LeakyReLU=nn.LeakyReLU, Tanh=nn.Tanh, MSELoss=MSELoss,
+                                GaussianKL=GaussianKL)
 
 
 # -- the model ------------------------------------------------------------------------------
@@ -73,24 +78,25 @@ class VAE(nn.Module):
     ``tinyae.checkpoint.load_checkpoint(path)`` gives it back as a ``tinyae.models.VAE``).
     """
 
-    def __init__(self, arch="tutorial", latent_dim=3, seed=0, beta=1.0):
+    def __init__(self, arch="tutorial", latent_dim=3, seed=0, beta=1.0, layers=TINYAE_LAYERS):
         super().__init__()
         init, noise = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
-        k = latent_dim
+        k, L = latent_dim, layers
         if arch == "tutorial":
-            self.encoder = nn.Sequential(nn.Linear(196, 64, rng=init), nn.LeakyReLU(0.2),
-                                         nn.Linear(64, 16, rng=init), nn.LeakyReLU(0.2))
-            self.mean_head, self.logvar_head = nn.Linear(16, k, rng=init), nn.Linear(16, k, rng=init)
-            self.decoder = nn.Sequential(nn.Linear(k, 16, rng=init), nn.LeakyReLU(0.2),
-                                         nn.Linear(16, 64, rng=init), nn.LeakyReLU(0.2),
-                                         nn.Linear(64, 196, rng=init), nn.Tanh())
-            self.recon_loss, self.output = MSELoss("sum"), nn.Identity()
+            self.encoder = nn.Sequential(L.Linear(196, 64, rng=init), L.LeakyReLU(0.2),
+                                         L.Linear(64, 16, rng=init), L.LeakyReLU(0.2))
+            self.mean_head, self.logvar_head = L.Linear(16, k, rng=init), L.Linear(16, k, rng=init)
+            self.decoder = nn.Sequential(L.Linear(k, 16, rng=init), L.LeakyReLU(0.2),
+                                         L.Linear(16, 64, rng=init), L.LeakyReLU(0.2),
+                                         L.Linear(64, 196, rng=init), L.Tanh())
+            self.recon_loss, self.output = L.MSELoss("sum"), nn.Identity()
         else:   # PyTorch's fc1 | fc21, fc22 | fc3, fc4
             self.encoder = nn.Sequential(nn.Linear(784, 400, rng=init), nn.ReLU())
             self.mean_head, self.logvar_head = nn.Linear(400, k, rng=init), nn.Linear(400, k, rng=init)
             self.decoder = nn.Sequential(nn.Linear(k, 400, rng=init), nn.ReLU(),
                                          nn.Linear(400, 784, rng=init))
             self.recon_loss, self.output = BCEWithLogitsLoss("sum"), nn.Sigmoid()
+        self.kl = L.GaussianKL()                  # KL(q(z|x) ‖ N(0, I)), summed over the batch
         self.rng = noise                          # ε's generator (saved in the checkpoints)
         self.builder = (ARCHS[arch]["builder"], {"latent": k, "beta": float(beta), "seed": seed})
 
@@ -125,9 +131,8 @@ class VAE(nn.Module):
 def loss_function(model, out, x, mu, logvar, beta):
     """(total, recon, kl), batch sums: recon = Σ (x̂ − x)² or BCE, and
     KL(N(μ, σ²) ‖ N(0, I)) = −½ Σ (1 + ℓ − μ² − e^ℓ);  total = recon + β KL."""
-    xp = backend.get_array_module(x)
     recon = model.recon_loss(out, x)
-    kl = -mu.dtype.type(0.5) * (1 + logvar - mu * mu - xp.exp(logvar)).sum()
+    kl = model.kl(mu, logvar)
     return recon + kl * kl.dtype.type(beta), recon, kl
 
 
@@ -159,8 +164,9 @@ def train_step(model, opt, x, beta, eps=None):
     #   dh = mean_head.backward(dμ) + logvar_head.backward(dℓ)  (N, K) → (N, F)
     #   encoder.backward(dh)                                    (N, F) → (N, D): None, x is data
     dz = model.decoder.backward(model.recon_loss.backward())
-    dmu = dz + beta * mu
-    dlogvar = dz * eps * std * half + beta * half * (xp.exp(logvar) - 1)
+    dkl_mu, dkl_logvar = model.kl.backward()                  # μ and ½ (e^ℓ − 1)
+    dmu = dz + beta * dkl_mu
+    dlogvar = dz * eps * std * half + beta * dkl_logvar
     dh = model.mean_head.backward(dmu) + model.logvar_head.backward(dlogvar)
     model.encoder.backward(dh, need_dx=False)                 # x is data: no dL/dx
     opt.step()
@@ -173,7 +179,9 @@ def line(means):
     return f"{means['loss']:.4f} (recon {means['recon']:.4f}, kl {means['kl']:.4f})"
 
 
-def main(args):
+def main(args, layers=None):
+    if layers is None and args.layers:        # --layers DIR: yours, then tinyae's, compared
+        return train_your_layers(args)
     arch = arch_defaults(args, ARCHS)
     setup_backend(args, resume_flags={"beta": "beta", "latent_dim": "latent"})  # --resume: flags left out
     world = getattr(args, "world", None)      # --distributed / mpiexec -n N: the MPI processes, else None
@@ -189,7 +197,7 @@ def main(args):
     shown = dict(value_range=(-1, 1) if arch["range"] == "symmetric" else (0, 1))
     scale = 4 if side == 14 else 2          # magnify the small digits on screen
 
-    model = VAE(args.arch, args.latent_dim, args.seed, args.beta)
+    model = VAE(args.arch, args.latent_dim, args.seed, args.beta, layers or TINYAE_LAYERS)
     opt = Adam(model.parameters(), lr=args.lr)
     say(f"model: {arch['builder']} with a {args.latent_dim}-D latent space, "
         f"{n_params(model)} parameters; loss per sample = "
@@ -327,6 +335,39 @@ def main(args):
         print(f"final test loss per sample {last['test_loss']:.2f} "
               f"(recon {last['test_recon']:.2f}, KL {last['test_kl']:.2f})", flush=True)
     done(args)
+    return history.records
+
+
+def train_your_layers(args):
+    """--layers DIR: the VAE built from your exercise files' Linear, LeakyReLU, Tanh, MSELoss and
+    GaussianKL (once the checker passes them), trained; then tinyae's own from the same seed on
+    the same batches (its figures in --out/tinyae_layers).  Are the printed losses equal?"""
+    if args.arch != "tutorial" or args.resume or args.backend != "numpy" or args.distributed \
+            or distributed.launched_size() > 1:
+        raise UsageError("--layers trains the tutorial VAE from scratch on NumPy in one process: leave out "
+                         "--arch pytorch-example, --resume, --backend cupy and --distributed / mpiexec")
+    try:
+        layers = exercises.load_layers(args.layers)
+    except exercises.ExerciseError as exc:
+        raise UsageError(f"--layers: {exc}") from None
+    print(f"your layers ({args.layers}): Linear, LeakyReLU, Tanh, MSELoss, GaussianKL", flush=True)
+    yours = main(args, layers)
+    print("tinyae's own layers, the same seed and batches:", flush=True)
+    args.out = args.out / "tinyae_layers"
+    theirs = main(args, TINYAE_LAYERS)
+    printed = [(f"epoch {a['epoch']} {split}", line({k: a[f"{split}_{k}"] for k in ("loss", "recon", "kl")}),
+                line({k: b[f"{split}_{k}"] for k in ("loss", "recon", "kl")}))
+               for a, b in zip(yours, theirs) for split in ("train", "test")]
+    differ = [row for row in printed if row[1] != row[2]]
+    if not differ:
+        print(f"your layers: every printed loss equals tinyae's ({len(yours)} epochs, train and test)")
+        return
+    rel = max(abs(a[k] - b[k]) / abs(b[k]) for a, b in zip(yours, theirs) for k in a
+              if k.startswith(("train_", "test_")) and b[k])
+    why = ("float32 rounding: some operations run in another order" if rel < 1e-4 else
+           "more than rounding: please report it, the checker should have caught this")
+    print(f"your layers: {differ[0][0]} prints {differ[0][1]} where tinyae's prints {differ[0][2]} "
+          f"(largest relative difference {rel:.1e}: {why})")
 
 
 parser = make_parser("vae_mnist", __doc__.splitlines()[0], epochs=None, batch_size=None, latent_dim=True)
@@ -336,6 +377,9 @@ parser.add_argument("--arch", choices=list(ARCHS), default="tutorial",
 parser.add_argument("--beta", type=nonneg_float, default=1.0, help="weight of the KL term (β-VAE)")
 parser.add_argument("--augment", action="store_true",
                     help=AUGMENT_HELP)
+parser.add_argument("--layers", metavar="DIR",
+                    help="train with your own layers from the backprop exercises (python -m tinyae.exercises "
+                         "start DIR), then with tinyae's, and compare the printed losses")
 
 if __name__ == "__main__":
     run_cli(main, parser)
