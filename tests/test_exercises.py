@@ -109,6 +109,10 @@ MISTAKES = [   # (exercise, edits, what the checker must say)
     ("adam", [("    m *= b1\n    m += (1 - b1) * grad", "    m = b1 * m + (1 - b1) * grad")], "update them in place"),
     ("adam", [("param -= lr /", "param += lr /")], "the sign is flipped"),
     ("adam", [("b2 ** t)", "b2 ** (t + 1))"), ("b1 ** t)", "b1 ** (t + 1))")], "uses t + 1"),
+    ("adam", [("    denom = np.sqrt(v) / np.sqrt(1 - b2 ** t) + eps\n    param -= lr / (1 - b1 ** t) * (m / denom)",
+               "    param -= lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t) * m / (np.sqrt(v) + eps)")],
+     "ε added to √v, not to √v̂"),
+    ("conv2d", [("db = dy_mat.sum(axis=1)", "db = dy_mat.sum(axis=1) / n")], "divided by N = 3, the batch size"),
 ]
 
 

@@ -171,6 +171,8 @@ def _factor(r, sizes):
         if abs(a - k) < 1e-6 * k:
             why = "an extra factor 2 (a term counted twice?)" if label == "2" else f"the division by {label} is missing"
             return f"{k} × the right values{sign}: {why}"
+    if abs(r - 1) < 1e-3:
+        return f"within {abs(r - 1):.0e} of the right values: a small term (an ε?) in another place"
     return f"{r:.4g} × the right values: a constant factor{sign}"
 
 

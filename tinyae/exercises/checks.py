@@ -284,7 +284,7 @@ def latent(learner):
 # ---------------------------------------------------------------------------
 def conv2d(learner):
     rng = _rng()
-    x, w, b = rng.standard_normal((2, 2, 5, 6)), rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(3)
+    x, w, b = rng.standard_normal((3, 2, 5, 6)), rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(3)
     stride, pads = (2, 2), (1, 1, 1, 1)
     forward, backward = learner.get("conv2d_forward"), learner.get("conv2d_backward")
     y_ref, cols = im2col.conv2d_forward(x, w, b, stride, pads)
@@ -298,7 +298,7 @@ def conv2d(learner):
     known = {"dw": (("dW = cols · dYᵀ, reshaped: the product is transposed; dW = dY · colsᵀ",
                      dw_mat.T.reshape(w.shape)),)}
     for label, g, r in zip(("dx", "dw", "db"), got, want):
-        compare(f"conv2d_backward: {label}", g, r, known.get(label, ()), sizes=((f"N = {x.shape[0]}", 2),))
+        compare(f"conv2d_backward: {label}", g, r, known.get(label, ()), sizes=((f"N = {x.shape[0]}, the batch size", x.shape[0]),))
     g32 = learner.call(backward, dy.astype(np.float32), cols.astype(np.float32), x.shape, w.astype(np.float32),
                        stride, pads)
     for label, g in zip(("dx", "dw", "db"), g32):
@@ -364,11 +364,15 @@ def maxpool(learner):
 STEPS, LR, BETAS, EPS = 5, 1e-2, (0.9, 0.999), 1e-8
 
 
-def _adam_variant(param, grad, m, v, t, correct=(True, True), eps_inside=False, square=True, t_shift=0):
+def _adam_variant(param, grad, m, v, t, correct=(True, True), eps_inside=False, square=True, t_shift=0,
+                  eps_on_v=False):
     """A classic wrong Adam step (with the defaults: the right one)."""
     (b1, b2), t = BETAS, t + t_shift
     m[...] = b1 * m + (1 - b1) * grad
     v[...] = b2 * v + (1 - b2) * (grad * grad if square else grad)
+    if eps_on_v:      # the paper's "efficient" order: ε added to √v, before the bias correction
+        param -= LR * np.sqrt(1 - b2 ** t) / (1 - b1 ** t) * m / (np.sqrt(v) + EPS)
+        return
     m_hat = m / (1 - b1 ** t) if correct[0] else m
     v_hat = v / (1 - b2 ** t) if correct[1] else v
     param -= LR * m_hat / (np.sqrt(v_hat + EPS) if eps_inside else np.sqrt(v_hat) + EPS)
@@ -407,6 +411,8 @@ def adam(learner):
         "ε inside the square root: √v̂ + ε, not √(v̂ + ε)": dict(eps_inside=True),
         "v ← β₂ v + (1 − β₂) g: the square g² is missing": dict(square=False),
         "the bias correction uses t + 1: t is 1 at the first step": dict(t_shift=1),
+        "ε added to √v, not to √v̂ (the paper's \"efficient\" order): tinyae, like PyTorch, computes "
+        "m̂ / (√v̂ + ε)": dict(eps_on_v=True),
     }
     for description, wrong in variants.items():
         candidate, _, _ = _trajectory(lambda *a: _adam_variant(*a, **wrong), start.copy(), grads)
