@@ -143,6 +143,13 @@ def test_a_learners_exception_shows_their_file_and_line_only(tmp_path):
     assert len(result.stdout.splitlines()) == 1
 
 
+def test_a_changed_skeleton_is_one_line_too(tmp_path):
+    planted(tmp_path, "linear", [("class Linear(Module):", "class Linear:")])
+    status, message = exercises.check(tmp_path, exercises.find("linear"))
+    assert status == exercises.FAILED and message.startswith("the checker could not run this exercise")
+    assert "\n" not in message
+
+
 def test_start_then_check_then_partial_work(tmp_path):
     folder = tmp_path / "mine"
     result = run("-m", "tinyae.exercises", "start", str(folder))

@@ -97,6 +97,9 @@ def check(folder, exercise: Exercise) -> tuple:
                     todo.append(str(exc))
     except Mistake as exc:
         return FAILED, f"{exc}  → {exercise.docs}"
+    except Exception as exc:   # noqa: BLE001 (something the checks did not foresee: still one line)
+        return FAILED, (f"the checker could not run this exercise ({type(exc).__name__}: {' '.join(str(exc).split())}): "
+                        "are the given names, signatures and base classes unchanged?")
     if len(todo) == len(exercise.parts):
         return NOT_STARTED, ""
     if todo:

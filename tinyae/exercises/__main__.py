@@ -5,7 +5,7 @@ import argparse
 import pathlib
 import sys
 
-from . import EXERCISES, FAILED, PASSED, ExerciseError, check, find, start
+from . import EXERCISES, FAILED, ExerciseError, check, find, start
 
 
 def main(argv=None) -> int:

@@ -35,7 +35,7 @@ def as_matrix(a):
 
 def conv2d_forward(x, w, b, stride, pads):
     """(y, cols): y (N, F, OH, OW) = w ⋆ x + b; backward needs cols."""
-    (n, c, h, wd), (f, _, kh, kw), (sh, sw), (pt, pb, pl, pr) = x.shape, w.shape, stride, pads
+    (n, _, h, wd), (f, _, kh, kw), (sh, sw), (pt, pb, pl, pr) = x.shape, w.shape, stride, pads
     oh, ow = (pt + h + pb - kh) // sh + 1, (pl + wd + pr - kw) // sw + 1
     cols = im2col(pad_hw(x, pads), (kh, kw), stride, (oh, ow))      # (C·KH·KW, N·OH·OW)
     y = w.reshape(f, -1) @ cols + b[:, None]                        # (F, N·OH·OW)
