@@ -10,10 +10,19 @@ headless Chromium (Debian's ``chromium`` + ``chromium-driver``, driven by seleni
   ``$$`` left in the text;
 * every image has loaded (naturalWidth > 0), and every tutorial page shows its figures and
   its printed output;
-* every internal link points at a file of the site, and its #fragment at an id on that page.
+* every internal link points at a file of the site, and its #fragment at an id on that page;
+* the derivation pages are typeset: hundreds of MathJax formulas on backprop.html and
+  models.html, none of them wider than the column;
+* every tutorial figure has content (its pixels vary: not a blank or single-colour image);
+* nothing is wider than the text column on any page at 1280 px: no element sticks out of
+  the article, no code block, table or formula needs a horizontal scroll bar, the page
+  itself never scrolls sideways;
+* search works when the site is opened from disk (file://, no server): typing a module
+  name lists the pages that mention it, and nothing is fetched from outside the site.
 
-Screenshots of a derivation page, an API page and a notebook page are written to
-``$TINYAE_DOCS_SCREENSHOTS`` when set (else into the temporary folder).
+Screenshots of the home page, a derivation page, an API page, a tutorial and the results
+page are written to ``$TINYAE_DOCS_SCREENSHOTS`` when set (else into the temporary folder,
+whose path the test prints).
 
 Skipped, saying why, without the docs extra (``pip install -e ".[docs]"``) or Chromium
 (``apt-get install chromium chromium-driver``).  About a minute on 2 cores, most of it the
@@ -53,8 +62,8 @@ if not CHROMIUM or not CHROMEDRIVER:
     pytest.skip("headless Chromium not found (chromium and chromedriver on PATH); on Debian: "
                 "apt-get install -y chromium chromium-driver", allow_module_level=True)
 
-SHOTS = {"derivation": "backprop.html", "api": "api/nn.html#tinyae.nn.Linear",
-         "notebook": "tutorials/write_your_own_layer.html"}
+SHOTS = {"home": "index.html", "derivation": "backprop.html", "api": "api/nn.html#tinyae.nn.Linear",
+         "notebook": "tutorials/denoising.html", "results": "results.html"}
 
 
 @pytest.fixture(scope="module")
@@ -140,8 +149,58 @@ ready.then(() => document.fonts.ready).then(() => {
     outputText: Array.from(document.querySelectorAll(".nb-output pre")).map(e => e.textContent).join("\n"),
     resources: performance.getEntriesByType("resource").map(r => r.name),
     links: Array.from(document.querySelectorAll("a[href]")).map(a => a.href),
+    figures: figureSpread(),
+    tooWide: tooWide(),
+    pageScrollsSideways: document.documentElement.scrollWidth > document.documentElement.clientWidth,
   });
 }, err => done({error: String(err)}));
+
+// The grey-level standard deviation (0-255) of every figure a notebook produced: a blank
+// (single-colour) image gives 0.
+function figureSpread() {
+  return Array.from(document.images)
+    .filter(i => /\/tutorials\/[^/]+\/fig_[^/]+\.png$/.test(i.currentSrc || i.src) && i.naturalWidth > 0)
+    .map(i => {
+      const canvas = document.createElement("canvas");
+      canvas.width = i.naturalWidth;
+      canvas.height = i.naturalHeight;
+      const g = canvas.getContext("2d");
+      g.drawImage(i, 0, 0);
+      const px = g.getImageData(0, 0, canvas.width, canvas.height).data;
+      let sum = 0, sq = 0, n = 0;
+      for (let k = 0; k < px.length; k += 4) {
+        const v = (px[k] + px[k + 1] + px[k + 2]) / 3;
+        sum += v; sq += v * v; n += 1;
+      }
+      const mean = sum / n;
+      return {src: i.currentSrc || i.src, std: Math.sqrt(Math.max(sq / n - mean * mean, 0))};
+    });
+}
+
+// Everything wider than the text column: elements whose box ends right of the article, and
+// boxes whose content needs a horizontal scroll bar (code, tables, formulas).
+function tooWide() {
+  const article = document.querySelector("article");
+  if (!article) return [];
+  // the column is .md-content: Material lets tables and admonition titles bleed 0.8 rem into
+  // the article's side margins by design
+  const column = document.querySelector(".md-content") || article;
+  const limit = column.getBoundingClientRect().right + 1;
+  const describe = (e, why) => `${why}: <${e.tagName.toLowerCase()}${e.className && typeof e.className === "string"
+      ? " class=" + e.className.split(" ")[0] : ""}> ${(e.textContent || "").replace(/\s+/g, " ").trim().slice(0, 70)}`;
+  const found = [];
+  for (const e of article.querySelectorAll("*")) {
+    if (e.closest("mjx-assistive-mml")) continue;      // MathJax's hidden copy for screen readers
+    const box = e.getBoundingClientRect();
+    if (box.width > 0 && box.right > limit) {
+      found.push(describe(e, `ends ${Math.round(box.right - limit)} px right of the column`));
+    } else if (e.matches("pre > code, table, .md-typeset__scrollwrap, .arithmatex")
+               && e.scrollWidth > e.clientWidth + 1) {
+      found.push(describe(e, `needs a scroll bar (${e.scrollWidth} px in ${e.clientWidth} px)`));
+    }
+  }
+  return found;
+}
 """
 
 
@@ -261,6 +320,64 @@ def test_derivations_and_api_link_both_ways(pages, server):
     assert any(link.startswith(server + "backprop.html#linear") for link in api)
     models = pages["models.html"]["links"]
     assert server + "api/models.html#tinyae.models.VAE" in models
+
+
+def test_derivation_pages_are_typeset(pages):
+    """The derivations are written in LaTeX: counted formulas, all typeset, none too wide."""
+    for path, at_least in (("backprop.html", 250), ("models.html", 150)):
+        r = pages[path]
+        assert r["math"] >= at_least, f"{path}: {r['math']} formulas, expected at least {at_least}"
+        assert r["typeset"] == r["math"] and r["merrors"] == 0, path
+
+
+def test_tutorial_figures_are_not_blank(pages):
+    tutorials = {p: r for p, r in pages.items() if p.startswith("tutorials/") and p != "tutorials/index.html"}
+    figures = [(p, f) for p, r in tutorials.items() for f in r["figures"]]
+    assert len(figures) >= 15, f"only {len(figures)} tutorial figures found"
+    blank = [f"{p}: {f['src'].rsplit('/', 1)[-1]} (grey-level spread {f['std']:.1f})"
+             for p, f in figures if f["std"] < 10]
+    assert not blank, "tutorial figures without content:\n" + "\n".join(blank)
+
+
+def test_nothing_is_wider_than_the_column(pages):
+    wide = {p: r["tooWide"] for p, r in pages.items() if r["tooWide"]}
+    sideways = [p for p, r in pages.items() if r["pageScrollsSideways"]]
+    report = [f"{p}: {len(w)} element(s), e.g. {w[:3]}" for p, w in sorted(wide.items())]
+    assert not wide and not sideways, ("wider than the text column at 1280 px:\n" + "\n".join(report[:30])
+                                       + (f"\npages that scroll sideways: {sideways}" if sideways else ""))
+
+
+def test_search_works_from_disk(built, browser):
+    """Opened as files (file://, no server), search finds pages by module name and nothing
+    is fetched from outside the site."""
+    from selenium.webdriver.common.by import By
+
+    site, _ = built
+    browser.get((site / "index.html").as_uri())
+    browser.get_log("browser")                           # start the console log here
+    box = browser.find_element(By.CSS_SELECTOR, "input[data-md-component=search-query]")
+    found = {}
+    for query in ("gradcheck", "im2col"):
+        box.click()
+        box.clear()
+        box.send_keys(query)
+        deadline = time.monotonic() + 30
+        items, meta = [], ""
+        while time.monotonic() < deadline:
+            meta = browser.find_element(By.CSS_SELECTOR, ".md-search-result__meta").text
+            items = browser.find_elements(By.CSS_SELECTOR, ".md-search-result__item > a")
+            if items:
+                break
+            time.sleep(0.2)
+        found[query] = [urllib.parse.urlsplit(a.get_attribute("href")).path.rsplit("/", 1)[-1] for a in items]
+        assert len(found[query]) >= 3, f"search for {query!r} from file:// listed {found[query]} ({meta!r})"
+    assert "gradcheck.html" in found["gradcheck"], found
+    assert "conv_levels.html" in found["im2col"], found
+    resources = browser.execute_script("return performance.getEntriesByType('resource').map(r => r.name)")
+    outside = [u for u in resources if not u.startswith("file://")]
+    assert not outside, f"fetched from outside the site when opened from disk: {outside}"
+    errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors
 
 
 def test_screenshots_taken(pages):
