@@ -189,9 +189,10 @@ SETUPS = {s.name: s for s in [
                  "published", builder="vae-196-64-16", augment=True, default=False,
           note="Training batches flipped/rotated (augmented once per epoch in NumPy, fed to both); test set "
                "as is."),
-    Setup("survey-ae-784-32", "Linear AE 784-32 (OpenGenus survey), MSE", 20, 10, "per-pixel MSE", "flat28",
-          [Published("train", 10, None), Published("test", 10, None)],
-          source="OpenGenus survey: 784-32 ReLU / 32-784 sigmoid, MSE, batch 20; no number published",
+    Setup("survey-ae-784-32", "Linear AE 784-32 (OpenGenus survey), MSE", 20, 20, "per-pixel MSE", "flat28",
+          [Published("train", 20, None), Published("test", 20, None)],
+          source="OpenGenus survey: 784-32 ReLU / 32-784 sigmoid, MSE, batch 20, n_epochs = 20 (its loader "
+                 "does not shuffle; the reproduction's does); no number published",
           builder="ae-784-32", kwargs={"loss": "mse", "init": "pytorch"}, default=False),
     Setup("nyu-784-30", "NYU notebook AE 784-30 tanh ([-1, 1])", 256, 20, "per-pixel MSE", "flat28sym",
           [Published("train", 20, None), Published("test", 20, None)],

@@ -10,8 +10,8 @@ tutorial     the first tutorial's AE on 14×14 digits in [-1, 1]: 196-64-16-3 / 
              0.07 to about 0.01); its figures: reconstructions, the code histograms, KernelPCA
              of the codes in 2-D and 3-D, new digits from codes drawn from N(0, 0.33²).
 survey-784-32  the OpenGenus survey's linear AE: 784-32 ReLU / 32-784 sigmoid with per-pixel
-             MSE (not BCE), PyTorch's init and Adam 1e-3, batch 20; 10 epochs here (the survey
-             gives no number to match).
+             MSE (not BCE), PyTorch's init and Adam 1e-3, batch 20, the survey's 20 epochs (it
+             gives no number to match; its loader does not shuffle, this one does).
 ``--augment`` trains as the chapter of ``--arch tutorial`` does (torchvision's
 RandomHorizontalFlip(0.5) + RandomRotation(10)): each training batch, as it is drawn, rotated by
 U(−10°, 10°) about the centre and mirrored left-right with probability ½, per image
@@ -51,7 +51,7 @@ ARCHS = {
     "784-32": dict(builder="ae-784-32", size=28, range="unit", loss="BCE",
                    epochs=50, batch_size=256, latent_dim=32, keras={"loss": "keras-bce"}),
     "survey-784-32": dict(builder="ae-784-32", size=28, range="unit", loss="MSE",
-                          epochs=10, batch_size=20, latent_dim=32, options={"loss": "mse"}),
+                          epochs=20, batch_size=20, latent_dim=32, options={"loss": "mse"}),
     "784-250-16": dict(builder="ae-784-250-16", size=28, range="unit", loss="MSE",
                        epochs=50, batch_size=200, latent_dim=16, keras={}),
 }

@@ -158,6 +158,14 @@ def test_survey_linear_ae_is_784_32_mse_batch_20(tmp_path):
     assert model.builder == ("ae-784-32", {"seed": 0, "latent": 32, "loss": "mse", "init": "pytorch"})
     assert type(model.recon_loss).__name__ == "MSELoss" and type(model.decoder[-1]).__name__ == "Sigmoid"
     assert [p.shape for p in model.parameters()] == [(32, 784), (32,), (784, 32), (784,)]
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        spec = importlib.util.spec_from_file_location("ae_mnist_archs", EXAMPLES / "ae_mnist.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    assert module.ARCHS["survey-784-32"]["epochs"] == 20     # the survey's n_epochs = 20
     assert re.search(r"final test loss 0\.\d+ \(MSE per pixel\)", proc.stdout)
 
 
