@@ -473,6 +473,7 @@ def run_cli(body, parser, argv=None) -> None:
     args = parser.parse_args(argv)
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:   # (left alone where ignored)
         signal.signal(signal.SIGINT, _first_interrupt)
+        sys.unraisablehook = _interrupt_lost_in_a_finalizer
     if not isinstance(sys.stdout, _PipeSafe) and hasattr(sys.stdout, "fileno"):
         if hasattr(sys.stdout, "reconfigure"):     # a path the terminal's encoding lacks (PYTHONIOENCODING=
             sys.stdout.reconfigure(errors="backslashreplace")   # ascii) is escaped, not a crash at the end
@@ -550,6 +551,18 @@ def _first_interrupt(signum, frame):
     mpiexec every rank gets the terminal's Ctrl-C and then the one mpiexec passes on.)"""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise KeyboardInterrupt
+
+
+def _interrupt_lost_in_a_finalizer(unraisable, _default=sys.unraisablehook):
+    """``sys.unraisablehook`` (set by :func:`run_cli` with the SIGINT handler): a Ctrl-C that
+    arrives while Python runs a finalizer or a weakref callback (a progress bar or a cache
+    being collected) raises there, and Python prints it and goes on, training to the end.
+    Such a lost KeyboardInterrupt is asked for again, 50 ms later, from ordinary code."""
+    if not issubclass(unraisable.exc_type, KeyboardInterrupt):
+        return _default(unraisable)
+    import threading  # noqa: PLC0415
+    signal.signal(signal.SIGINT, _first_interrupt)       # (finalizers run in the main thread here)
+    threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
 
 
 def _interrupted_outside_fit(args) -> str:

@@ -133,3 +133,40 @@ def test_figures_of_a_handful_of_codes(tmp_path):
     plot.save_kernel_pca(one, np.array([3]), tmp_path / "kpca2.png")
     plot.save_kernel_pca(np.vstack([one, one + 1]), np.array([3, 4]), tmp_path / "kpca3.png", n_components=3)
     assert all((tmp_path / n).stat().st_size > 0 for n in ("scatter.png", "kpca2.png", "kpca3.png"))
+
+
+def _default_sigint():
+    """In the child: SIGINT back to its default (a background pytest starts children with it ignored)."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_a_ctrl_c_that_lands_in_a_weakref_callback_is_not_lost(tmp_path):
+    """A SIGINT that arrives while Python runs a weakref callback (or a finalizer) raises there,
+    where Python prints "Exception ignored" and goes on: the run would train to its end and
+    exit 0.  run_cli asks for such a lost interrupt again: one line, exit 130."""
+    body = tmp_path / "lost_interrupt.py"
+    body.write_text(f"""
+import os, signal, sys, time, weakref
+sys.path.insert(0, {str(EXAMPLES)!r})
+import common
+
+class Thing:
+    pass
+
+def body(args):
+    thing = Thing()
+    keep = weakref.ref(thing, lambda ref: os.kill(os.getpid(), signal.SIGINT))   # Ctrl-C inside the callback
+    del thing
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:        # the work a lost Ctrl-C would let finish
+        time.sleep(0.01)
+    print("finished")
+
+common.run_cli(body, common.make_parser("lost_interrupt", "test", epochs=1, batch_size=8), ["--out", {str(tmp_path / "out")!r}])
+""")
+    proc = subprocess.run([sys.executable, str(body)], capture_output=True, text=True, env=env(tmp_path),
+                          cwd=tmp_path, timeout=120, preexec_fn=_default_sigint)
+    assert proc.returncode == 130, (proc.stdout, proc.stderr)
+    assert "finished" not in proc.stdout and "Exception ignored" not in proc.stderr
+    assert proc.stderr.strip().startswith("interrupted") and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
