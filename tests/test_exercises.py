@@ -2,8 +2,8 @@
 mistakes, shows a learner's exception as their file and line, never overwrites, and the learner's
 layers train the main job's VAE to tinyae's printed losses.
 
-The solutions live in tests/exercise_solutions/ (test data, not shipped with the exercises);
-each planted mistake is one or two line edits of a solution.
+The solutions are the templates with the answers of tests/exercise_answers.py filled in (test
+data, not shipped with the exercises); each planted mistake is one or two line edits of one.
 """
 import os
 import pathlib
@@ -13,20 +13,26 @@ import sys
 
 import pytest
 
+from exercise_answers import write_solutions
 from tinyae import exercises
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SOLUTIONS = ROOT / "tests" / "exercise_solutions"
+
+
+@pytest.fixture(scope="module")
+def solutions(tmp_path_factory):
+    """A folder with every exercise solved."""
+    return write_solutions(tmp_path_factory.mktemp("solutions"))
 
 
 def run(*args, **kw):
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT, timeout=300, **kw)
 
 
-def planted(tmp_path, name, edits):
+def planted(tmp_path, solutions, name, edits):
     """A folder holding exercise ``name``'s solution with ``edits`` ((old, new) pairs) made."""
     exercise = exercises.find(name)
-    text = (SOLUTIONS / exercise.file).read_text(encoding="utf-8")
+    text = (solutions / exercise.file).read_text(encoding="utf-8")
     for old, new in edits:
         assert text.count(old) == 1, f"the solution changed: {old!r}"
         text = text.replace(old, new)
@@ -35,8 +41,8 @@ def planted(tmp_path, name, edits):
 
 
 @pytest.mark.parametrize("exercise", exercises.EXERCISES, ids=lambda e: e.name)
-def test_the_solutions_pass(exercise):
-    assert exercises.check(SOLUTIONS, exercise) == (exercises.PASSED, "")
+def test_the_solutions_pass(exercise, solutions):
+    assert exercises.check(solutions, exercise) == (exercises.PASSED, "")
 
 
 FWD_X = "            self.y = 1 / (1 + np.exp(-x))"            # Sigmoid's forward, made to keep x too
@@ -117,8 +123,8 @@ MISTAKES = [   # (exercise, edits, what the checker must say)
 
 
 @pytest.mark.parametrize("name,edits,says", MISTAKES, ids=[f"{m[0]}-{m[2][:30]}" for m in MISTAKES])
-def test_a_planted_mistake_is_named(tmp_path, name, edits, says):
-    exercise = planted(tmp_path, name, edits)
+def test_a_planted_mistake_is_named(tmp_path, solutions, name, edits, says):
+    exercise = planted(tmp_path, solutions, name, edits)
     status, message = exercises.check(tmp_path, exercise)
     assert status == exercises.FAILED
     assert says in message
@@ -130,8 +136,8 @@ def test_every_exercise_has_three_planted_mistakes():
     assert min(counts.values()) >= 3, counts
 
 
-def test_a_learners_exception_shows_their_file_and_line_only(tmp_path):
-    planted(tmp_path, "activations", [("dy * self.y * (1 - self.y)", "dy * self.x * (1 - self.x)")])
+def test_a_learners_exception_shows_their_file_and_line_only(tmp_path, solutions):
+    planted(tmp_path, solutions, "activations", [("dy * self.y * (1 - self.y)", "dy * self.x * (1 - self.x)")])
     result = run("-m", "tinyae.exercises", "check", str(tmp_path), "activations")
     line_no = next(i for i, line in enumerate((tmp_path / "02_activations.py").read_text().splitlines(), 1)
                    if "self.x * (1 - self.x)" in line)
@@ -143,14 +149,14 @@ def test_a_learners_exception_shows_their_file_and_line_only(tmp_path):
     assert len(result.stdout.splitlines()) == 1
 
 
-def test_a_changed_skeleton_is_one_line_too(tmp_path):
-    planted(tmp_path, "linear", [("class Linear(Module):", "class Linear:")])
+def test_a_changed_skeleton_is_one_line_too(tmp_path, solutions):
+    planted(tmp_path, solutions, "linear", [("class Linear(Module):", "class Linear:")])
     status, message = exercises.check(tmp_path, exercises.find("linear"))
     assert status == exercises.FAILED and message.startswith("the checker could not run this exercise")
     assert "\n" not in message
 
 
-def test_start_then_check_then_partial_work(tmp_path):
+def test_start_then_check_then_partial_work(tmp_path, solutions):
     folder = tmp_path / "mine"
     result = run("-m", "tinyae.exercises", "start", str(folder))
     assert result.returncode == 0, result.stderr
@@ -161,7 +167,7 @@ def test_start_then_check_then_partial_work(tmp_path):
     result = run("-m", "tinyae.exercises", "check", str(folder))
     assert result.returncode == 0                  # nothing started: nothing failed
     assert result.stdout.count("not started") == len(exercises.EXERCISES) + 1   # the lines and the summary
-    solved = (SOLUTIONS / "02_activations.py").read_text()
+    solved = (solutions / "02_activations.py").read_text()
     template = (folder / "02_activations.py").read_text()
     sigmoid_only = template.replace("        # your code\n        raise NotImplementedError",
                                     "        return dy * self.y * (1 - self.y) if need_dx else None", 1)
@@ -200,10 +206,10 @@ def test_the_docs_pointers_name_real_sections():
         assert f'id="{anchor}"' in html, e.docs
 
 
-def test_your_layers_train_the_main_job_to_tinyaes_losses(tmp_path):
+def test_your_layers_train_the_main_job_to_tinyaes_losses(tmp_path, solutions):
     env = {**os.environ, "TINYAE_DATA": str(tmp_path / "none")}
     flags = ["--data", "embedded", "--limit", "200", "--epochs", "2", "--no-progress", "--out", str(tmp_path / "run")]
-    result = run("examples/vae_mnist.py", "--layers", str(SOLUTIONS), *flags, env=env)
+    result = run("examples/vae_mnist.py", "--layers", str(solutions), *flags, env=env)
     assert result.returncode == 0, result.stderr
     epochs = re.findall(r"^epoch \d/2 .*(?=  \()", result.stdout, flags=re.M)
     assert len(epochs) == 4 and epochs[:2] == epochs[2:]          # yours, then tinyae's: the same lines
