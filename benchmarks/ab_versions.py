@@ -8,7 +8,9 @@ Both trees' ``tinyae`` packages are imported side by side (``sys.modules`` is em
 ``tinyae`` between the two imports, so each model keeps the modules it was built from).
 Default: a training step of the conv AE (``models.build("conv-ae")``, batch 200 of MNIST,
 Adam), rounds alternating A,B / B,A with a 0.3 s pause before each (BLAS threads settle);
-prints every round and the median and quartiles of the per-round ratio B/A.
+prints every round and the median and quartiles of the per-round ratio B/A, for the fresh
+models and again after ``--train-steps`` untimed steps (the trained regime: subnormal Adam
+moments appear after a few hundred steps), and first the machine, read from the system.
 ``--model NAME``: another of train_speed.py's models (``--model list`` names them);
 ``--model main-job``: the main job's own step (examples/vae_mnist.py's ``train_step`` with
 its hand-written chain, the tutorial's 196-64-16-3 VAE, batch 64), each tree's script.
@@ -36,6 +38,8 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=1, help="BLAS threads (set before NumPy loads)")
     p.add_argument("--layers", action="store_true", help="time the conv/pool layers one by one")
     p.add_argument("--model", default="conv-ae-200", help="which training step (--model list: the choices)")
+    p.add_argument("--train-steps", type=int, default=300,
+                   help="untimed steps before the trained regime's rounds (0: fresh models only)")
     return p.parse_args(argv)
 
 
@@ -131,6 +135,16 @@ def compare_steps(np, args):
     for name in "AB":
         for k in range(5):
             steps[name](batches[k])
+    timed_rounds(np, args, steps, batches, batch, "fresh")
+    if args.train_steps:
+        for name in "AB":
+            for k in range(args.train_steps):
+                steps[name](batches[k % len(batches)])
+        timed_rounds(np, args, steps, batches, batch, f"trained ({args.train_steps} more steps)")
+
+
+def timed_rounds(np, args, steps, batches, batch, regime):
+    """Interleaved rounds (A,B then B,A), each after a 0.3 s pause; the per-round ratios."""
     ratios, times = [], {"A": [], "B": []}
     for r in range(args.rounds):
         order, med = ("AB" if r % 2 == 0 else "BA"), {}
@@ -148,7 +162,7 @@ def compare_steps(np, args):
               flush=True)
     for name, tree in (("A", args.tree_a), ("B", args.tree_b)):
         print(f"{name} = {tree}: median step {1e3 * float(np.median(times[name])):.1f} ms over {len(times[name])} steps")
-    print(f"{args.model}, batch {batch}: B/A per round: {quartiles(np, ratios)}")
+    print(f"{args.model}, batch {batch}, {regime}: B/A per round: {quartiles(np, ratios)}")
 
 
 def compare_layers(np, args):
@@ -201,6 +215,13 @@ def main(argv=None):
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)
     import numpy as np  # noqa: PLC0415 (after the thread variables)
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+    from train_speed import cpu_description  # noqa: PLC0415  (the machine, read from the system)
+    sys.path.pop(0)
+    cpu = cpu_description()
+    print(f"# CPU: {cpu.get('model', '?')} ({cpu.get('vendor', '?')}"
+          f"{', ' + cpu['hypervisor'] + ' guest' if 'hypervisor' in cpu else ''}), "
+          f"{cpu.get('logical_cpus', '?')} logical CPUs")
     print(f"# A = {args.tree_a}, B = {args.tree_b}; numpy {np.__version__}, {args.threads} BLAS thread(s), "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     (compare_layers if args.layers else compare_steps)(np, args)

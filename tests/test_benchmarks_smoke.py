@@ -188,9 +188,9 @@ def test_ab_versions_times_a_model_of_two_trees(model):
     (the main job's step comes from each tree's own examples/vae_mnist.py)."""
     root = SCRIPT.parents[1]
     proc = subprocess.run([sys.executable, str(SCRIPT.parent / "ab_versions.py"), str(root), str(root),
-                           "--model", model, "--rounds", "2", "--steps", "1"],
+                           "--model", model, "--rounds", "2", "--steps", "1", "--train-steps", "3"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     last = proc.stdout.strip().splitlines()[-1]
-    assert last.startswith(f"{model}, batch 64: B/A per round: median "), last
+    assert last.startswith(f"{model}, batch 64, trained (3 more steps): B/A per round: median "), last
     assert 0.1 < float(last.split("median ")[1].split()[0]) < 10

@@ -14,6 +14,8 @@ Both take host or device 1-D arrays (or lists) and compute on the host in float6
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import backend
@@ -127,6 +129,9 @@ def iwae_bound(vae, x, k: int, seed: int = 0, max_rows: int = 1 << 14):
     return np.concatenate(out)
 
 
+_LOG_PI, _LOG_2PI = math.log(math.pi), math.log(2 * math.pi)
+
+
 def _iwae_chunk(vae, x, k, rng, max_rows, gaussian):
     """L_k of the samples x (n, D): their k draws in blocks of at most max_rows codes."""
     xp = backend.get_array_module(x)
@@ -145,11 +150,11 @@ def _iwae_chunk(vae, x, k, rng, max_rows, gaussian):
         out = vae.decoder(z.reshape(m * n, kz)).reshape(m, n, d)
         target = flat[None]
         if gaussian:   # N(x̂, ½ I): −Σ (x − x̂)² − (D/2) log π
-            log_px = -((out - target) ** 2).sum(axis=2) - d / 2 * np.log(np.pi)
+            log_px = -((out - target) ** 2).sum(axis=2) - d / 2 * _LOG_PI
         else:          # Bernoulli(σ(logits)): −BCE in the logits form
             log_px = -(xp.logaddexp(0, out) - target * out).sum(axis=2)
-        log_pz = -0.5 * (z * z).sum(axis=2) - kz / 2 * np.log(2 * np.pi)
-        log_qz = -0.5 * (eps * eps + logvar[None] + np.log(2 * np.pi)).sum(axis=2)
+        log_pz = -0.5 * (z * z).sum(axis=2) - kz / 2 * _LOG_2PI     # Python floats: the model's dtype stays
+        log_qz = -0.5 * (eps * eps + logvar[None] + _LOG_2PI).sum(axis=2)
         log_w = to_numpy(log_px + log_pz - log_qz).astype(np.float64)   # (m, n)
         new_top = np.maximum(top, log_w.max(axis=0))
         total = total * np.exp(top - new_top) + np.exp(log_w - new_top).sum(axis=0)

@@ -340,7 +340,7 @@ def begin_run(checkpoint, model, optimizer, *, resume, seed, epochs, batch_size=
         say(f"removed {', '.join(removed)}: the unfinished write of an interrupted run "
             f"(the checkpoint {os.path.basename(os.fspath(checkpoint))} itself is intact)")
     if resume and os.path.exists(checkpoint):
-        history, start, note = _resume(checkpoint, model, optimizer, seed, batch_size, batch_size is not None, say)
+        history, start, note = resume_from(checkpoint, model, optimizer, seed=seed, batch_size=batch_size, log=say)
         if start >= epochs:
             say(f"the checkpoint already holds {start} epochs (asked for {epochs}): nothing to do")
     elif resume:
@@ -348,7 +348,7 @@ def begin_run(checkpoint, model, optimizer, *, resume, seed, epochs, batch_size=
     return history, start, note
 
 
-def _resume(checkpoint, model, optimizer, seed, batch_size, own_loader, say):
+def _resume(checkpoint, model, optimizer, seed, batch_size, say):
     """Load ``checkpoint`` into model and optimizer after checking it may be resumed; return
     (history, epoch, note) with note the settings that change from here on ("" if none)."""
     info = inspect_checkpoint(checkpoint)
@@ -368,7 +368,7 @@ def _resume(checkpoint, model, optimizer, seed, batch_size, own_loader, say):
             changes[key] = (old, value)
             setattr(optimizer, key, value)
     saved_batch = info.settings.get("batch_size")
-    if own_loader and saved_batch is not None and saved_batch != batch_size:
+    if batch_size is not None and saved_batch is not None and saved_batch != batch_size:
         changes["batch_size"] = (saved_batch, batch_size)
     history = History(state.history)
     note = "; ".join(f"{k} {_short(a)} -> {_short(b)}" for k, (a, b) in changes.items())
@@ -382,7 +382,8 @@ def _short(v):
 
 
 def resume_from(checkpoint, model, optimizer, *, seed, batch_size=None, log=print):
-    """``fit(..., resume=True)``'s resume, for a hand-written training loop (examples/vae_mnist.py).
+    """``fit(..., resume=True)``'s resume of ``checkpoint``, for a hand-written training loop
+    (:func:`begin_run` calls it; docs/distributed.md uses it under MPI).
 
     Loads ``checkpoint`` into ``model`` and ``optimizer`` (parameters, optimizer state, noise
     generators) after fit's checks: another ``seed`` or architecture is refused
@@ -392,8 +393,7 @@ def resume_from(checkpoint, model, optimizer, *, seed, batch_size=None, log=prin
     :class:`History` so far, the epochs the checkpoint holds, and the changed settings as
     text ("" if none; fit notes it in the first resumed record as ``record["changed"]``).
     """
-    say = log if log is not None else (lambda *_: None)
-    return _resume(checkpoint, model, optimizer, seed, batch_size, batch_size is not None, say)
+    return _resume(checkpoint, model, optimizer, seed, batch_size, log if log is not None else (lambda *_: None))
 
 
 def fit(model, optimizer, train, test=None, *, epochs: int = 10, batch_size: int = 64, seed: int = 0,

@@ -51,6 +51,16 @@ def _host(a, like):
     return a.astype(like.dtype, copy=False)
 
 
+def _add_grads(layer, x, grads, need_dx):
+    """A readable level's (dx, dW, db): dW and db added into the layer's .grad, dx returned
+    (None when nobody needs it)."""
+    dx, dw, db = grads
+    layer.weight.grad += _host(dw, x)
+    if layer.bias is not None:
+        layer.bias.grad += _host(db, x)
+    return _host(dx, x) if need_dx else None
+
+
 def _loops_input(layer, x):
     """The loops level is host NumPy only (tinyae/nn/reference.py): refuse a device array."""
     if get_array_module(x) is not numpy:
@@ -124,7 +134,7 @@ class Conv2d(Module):
         n, c, h, w = _check_nchw(self, x)
         oh, ow = self.output_size(h, w)
         b = None if self.bias is None else self.bias.data
-        if self.impl == "im2col":   # level 2: y = W · im2col(x) + b
+        if self.impl == "im2col":   # level 2: y = W · im2col(x) + b  (the engine adds b itself below)
             y, cols = im2col.conv2d_forward(x, self.weight.data, b, self.stride, self.pads)
             self.cache = (x, cols, y.shape)
             return y
@@ -161,13 +171,10 @@ class Conv2d(Module):
         x, cols, y_shape = self.cache
         self._check_dy(dy, y_shape, x.dtype)
         if self.impl == "im2col":
-            dx, dw, db = im2col.conv2d_backward(dy, cols, x.shape, self.weight.data, self.stride, self.pads)
+            grads = im2col.conv2d_backward(dy, cols, x.shape, self.weight.data, self.stride, self.pads)
         else:
-            dx, dw, db = reference.conv2d_backward(x, self.weight.data, dy, self.stride, self.pads)
-        self.weight.grad += _host(dw, x)
-        if self.bias is not None:
-            self.bias.grad += _host(db, x)
-        return _host(dx, x) if need_dx else None
+            grads = reference.conv2d_backward(x, self.weight.data, dy, self.stride, self.pads)
+        return _add_grads(self, x, grads, need_dx)
 
     def _moved(self):
         self.x_chwn = self.cache = None
@@ -293,13 +300,10 @@ class ConvTranspose2d(Module):
         x, _, y_shape = self.cache
         self._check_dy(dy, y_shape, x.dtype)
         if self.impl == "im2col":
-            dx, dw, db = im2col.conv_transpose2d_backward(dy, x, self.weight.data, self.stride, self.padding)
+            grads = im2col.conv_transpose2d_backward(dy, x, self.weight.data, self.stride, self.padding)
         else:
-            dx, dw, db = reference.conv_transpose2d_backward(x, self.weight.data, dy, self.stride, self.padding)
-        self.weight.grad += _host(dw, x)
-        if self.bias is not None:
-            self.bias.grad += _host(db, x)
-        return _host(dx, x) if need_dx else None
+            grads = reference.conv_transpose2d_backward(x, self.weight.data, dy, self.stride, self.padding)
+        return _add_grads(self, x, grads, need_dx)
 
     def _moved(self):
         self.x_chwn = self.cache = None
