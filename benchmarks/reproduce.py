@@ -2,7 +2,7 @@
 """Reproduce the tutorials' published MNIST figures with tinyae and with PyTorch or Keras, side by side.
 
     python benchmarks/reproduce.py                                   # every setup, published epochs
-    python benchmarks/reproduce.py --only vae-784-400-20 --json r.json --markdown docs/results.md
+    python benchmarks/reproduce.py --only vae-784-400-20 --json r.json --markdown   # into the docs pages
     python benchmarks/reproduce.py --epochs-scale 0.2                # a fifth of the epochs
     python benchmarks/reproduce.py --only ae-784-250-16 --epochs ae-784-250-16=12 --budget-minutes 10
     python benchmarks/reproduce.py --quick                           # seconds: a smoke test
@@ -35,8 +35,8 @@ KerasAdam).
     python benchmarks/reproduce.py --only keras-ae-784-32 keras-ae-784-250-16 keras-conv-ae \
         --epochs keras-conv-ae=3 --threads 1 --noise-floor
 
-The PyTorch tutorials' setups (issue 16) run only when named in ``--only`` (the default set
-is the published figures above):
+The PyTorch tutorials' setups run only when named in ``--only`` (the default set is the
+published figures above):
 
 * ``dense-196-64-16-augment`` / ``vae-196-64-16-augment``: the 14×14 chapter's AE and VAE
   trained as the chapter trains them, on batches flipped left-right (p = ½) and rotated by
@@ -59,10 +59,15 @@ is the published figures above):
         vae-196-64-16-augment --threads 1 --json augment.json
 
 Output: a table (setup, metric, published, PyTorch or Keras, tinyae, difference) and the wall time of
-each framework; ``--json`` keeps every epoch, ``--markdown FILE`` writes the tables into FILE
-between the markers ``<!-- reproduce:begin -->`` and ``<!-- reproduce:end -->`` (the text
-around them is kept).  ``--merge`` adds this run's setups to those already in the ``--json``
-file (so setups run at different times end up in one table).
+each framework; ``--json`` keeps every epoch.  ``--markdown`` writes the tables into the docs:
+the PyTorch block between ``<!-- reproduce:begin -->`` and ``<!-- reproduce:end -->`` in
+docs/reproductions/pytorch.md, the Keras block between ``<!-- reproduce-keras:begin -->`` and
+``<!-- reproduce-keras:end -->`` in docs/reproductions/keras.md; the text around the markers is
+kept.  ``--markdown FILE [FILE ...]`` writes each block into the given file that holds its
+markers instead (appended to the first file when none does).  A block names each run's
+command, date and tinyae version; the checkout's commit and the machine go into a folded
+"Provenance" note under it.  ``--merge`` adds this run's setups to those already in the
+``--json`` file (so setups run at different times end up in one table).
 """
 from __future__ import annotations
 
@@ -87,6 +92,7 @@ for _p in (ROOT, ROOT / "benchmarks"):
     if str(_p) not in sys.path:         # run from a checkout without installing
         sys.path.insert(0, str(_p))
 
+import tinyae  # noqa: E402
 from tinyae import data as tdata  # noqa: E402
 from tinyae.models import VAE, build  # noqa: E402
 from tinyae.models.keras import KerasAdam  # noqa: E402
@@ -94,6 +100,8 @@ from tinyae.optim import Adam  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 BEGIN, END = "<!-- reproduce:begin -->", "<!-- reproduce:end -->"
+# where --markdown (given no file) writes each reference's block
+DOCS_MARKDOWN = [ROOT / "docs" / "reproductions" / "pytorch.md", ROOT / "docs" / "reproductions" / "keras.md"]
 # PyTorch notes that an even kernel with padding="same" pads one side more: expected (conv AE)
 warnings.filterwarnings("ignore", message="Using padding='same' with even kernel")
 
@@ -178,7 +186,7 @@ SETUPS = {s.name: s for s in [
            Published("train", 50, None), Published("test", 50, None)],
           source="'Intro to Autoencoders' (Keras): no number published for the conv AE",
           builder="conv-ae", reference="keras", kwargs={"init": "keras"}),
-    # -- the PyTorch tutorials (issue 16): run only when named in --only --------------------
+    # -- the PyTorch tutorials: run only when named in --only -------------------------------
     Setup("dense-196-64-16-augment", "AE 196-64-16-3 (14×14), flip + rotation ±10°", 64, 20, "per-pixel MSE",
           "flat14", [Published("train", 20, None), Published("test", 20, None)],
           source="the 14×14 chapter trains with RandomHorizontalFlip(0.5) + RandomRotation(10); no number "
@@ -520,7 +528,8 @@ def result_record(setup, history, n_train, n_test, args, stopped):
         "rows": rows, "max_abs_diff_pct": worst,
         "seconds_per_epoch": {fw: mean_times(history, fw) for fw in ("tinyae", ref)},
         "wall_s": {fw: sum(r[fw]["train_s"] + r[fw]["test_s"] for r in history) for fw in ("tinyae", ref)},
-        "history": history, "command": args.command, "date": args.date, "code": args.code, "machine": args.machine,
+        "history": history, "command": args.command, "date": args.date, "version": args.version, "code": args.code,
+        "machine": args.machine,
     }
 
 
@@ -639,21 +648,38 @@ def markdown_block(results, ref="torch"):
                       f"{' of the embedded subset' if res.get('subset') == 'embedded' else ''}: not comparable "
                       "with the published figures.")
         twin = f", PyTorch twin: `{res['vae_twin']}`" if res.get("vae_twin") else ""
-        out.append(f"* **{res['title']}** — `{res['command']}` ({res['date']}; tinyae at `{res.get('code', 'unknown')}`; {res['threads']} thread{'s' if res['threads'] != 1 else ''}, "
-                   f"seed {res['seed']}{twin}).{extra} Source: {res['source']}." +
-                   (f" {res['note']}" if res["note"] else ""))
-    machines = {json.dumps(r["machine"], sort_keys=True) for r in results}
-    for m in sorted(machines):
-        m = json.loads(m)
-        keras = f", Keras {m['keras']} (PyTorch backend)" if m.get("keras") else ""
-        out.append(f"* Machine: {m['cpu']} ({m['cores']} cores, load average {m['load']} at the start), "
-                   f"Python {m['python']}, NumPy {m['numpy']} ({m['blas']}), PyTorch {m['torch']}{keras}.")
+        version = f"tinyae {res['version']}; " if res.get("version") else ""
+        out.append(f"* **{res['title']}** — `{res['command']}` ({res['date']}; {version}{res['threads']} "
+                   f"thread{'s' if res['threads'] != 1 else ''}, seed {res['seed']}{twin}).{extra} "
+                   f"Source: {res['source']}." + (f" {res['note']}" if res["note"] else ""))
+    # markdown="1" (md_in_html): the lists and tables inside a <details> are rendered, not shown as text
+    out += ["", '<details markdown="1"><summary>Provenance: the checkouts and machines of these runs</summary>', ""]
+    out += provenance_lines(results)
+    out += ["", "</details>"]
     for res in results:
-        out += ["", f"<details><summary>{res['title']}: every epoch</summary>", ""]
+        out += ["", f'<details markdown="1"><summary>{res["title"]}: every epoch</summary>', ""]
         out += curve_lines(res)
         out += ["", "</details>"]
     out += ["", end]
     return "\n".join(out)
+
+
+def provenance_lines(results):
+    """The commit each run's tinyae was at (and whether tinyae/ had uncommitted changes), then
+    every machine the runs used: for the folded note under the runs."""
+    lines, commits = [], {}
+    for res in results:
+        commits.setdefault(res.get("code") or "unknown", []).append(res["title"])
+    for code, titles in commits.items():
+        if code != "unknown":
+            lines.append(f"* Checkout `{code}`: {'; '.join(titles)}.")
+    machines = {json.dumps(r["machine"], sort_keys=True) for r in results}
+    for m in sorted(machines):
+        m = json.loads(m)
+        keras = f", Keras {m['keras']} (PyTorch backend)" if m.get("keras") else ""
+        lines.append(f"* Machine: {m['cpu']} ({m['cores']} cores, load average {m['load']} at the start), "
+                     f"Python {m['python']}, NumPy {m['numpy']} ({m['blas']}), PyTorch {m['torch']}{keras}.")
+    return lines
 
 
 def by_reference(results):
@@ -664,20 +690,28 @@ def by_reference(results):
     return groups
 
 
-def write_markdown(path, results):
+def write_markdown(paths, results):
     """Each reference's tables between its own markers (PyTorch: reproduce:begin/end, Keras:
-    reproduce-keras:begin/end); a block with no results this time is left as it was."""
-    path = Path(path)
-    text = path.read_text() if path.exists() else "# Reproductions of the published figures\n"
+    reproduce-keras:begin/end), in the file of ``paths`` that holds them, else appended to the
+    first file; a block with no results this time is left as it was.  Returns the files written."""
+    paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    texts = {p: p.read_text() if p.exists() else "# Reproductions of the published figures\n" for p in paths}
+    written = []
     for ref, group in by_reference(results).items():
         begin, end = markers(ref)
         block = markdown_block(group, ref)
+        path = next((p for p in paths if begin in texts[p] and end in texts[p]), paths[0])
+        text = texts[path]
         if begin in text and end in text:
             text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
         else:
             text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+        texts[path] = text
+        written.append(path)
+    for path in dict.fromkeys(written):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(texts[path])
+    return list(dict.fromkeys(written))
 
 
 def code_version():
@@ -783,7 +817,11 @@ def main(argv=None):
     p.add_argument("--json", type=Path, help="write every epoch of every setup here")
     p.add_argument("--merge", action="store_true",
                    help="keep the other setups already in the --json file (and show them in --markdown)")
-    p.add_argument("--markdown", type=Path, help="write the tables into this file, between the markers")
+    p.add_argument("--markdown", type=Path, nargs="*", metavar="FILE",
+                   help="write the tables into the docs between their markers: with no FILE, the PyTorch "
+                        "block into docs/reproductions/pytorch.md and the Keras block into "
+                        "docs/reproductions/keras.md; with FILEs, into the one holding each block's markers "
+                        "(else appended to the first)")
     args = p.parse_args(argv)
     try:
         args.epochs = parse_epochs(args.epochs)
@@ -817,7 +855,7 @@ def main(argv=None):
         print(f"error: MNIST not found {where}: {exc}", file=sys.stderr)
         return 2
 
-    # the table's order; the issue-16 setups (default=False) only when named
+    # the table's order; the PyTorch tutorials' setups (default=False) only when named
     names = [n for n in SETUPS if (n in args.only if args.only else SETUPS[n].default)]
     if any(SETUPS[n].reference == "keras" for n in names):
         ok, why = keras_available()
@@ -832,6 +870,7 @@ def main(argv=None):
     args.date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     args.machine = machine_info(args.threads)
     args.code = code_version()
+    args.version = tinyae.__version__
     m = args.machine
     keras = f", Keras {m['keras']}" if m["keras"] else ""
     print(f"tinyae vs PyTorch {m['torch']}{keras}: {args.threads} threads each; {m['cpu']}, {m['cores']} cores, "
@@ -854,8 +893,9 @@ def main(argv=None):
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"results": results}, indent=1))
-    if args.markdown:
-        write_markdown(args.markdown, results)
+    if args.markdown is not None:
+        for path in write_markdown(args.markdown or DOCS_MARKDOWN, results):
+            print(f"tables written into {path}", flush=True)
     if limits is not None:
         limits.restore_original_limits()
     return 0

@@ -14,6 +14,8 @@ headless Chromium (Debian's ``chromium`` + ``chromium-driver``, driven by seleni
 * the derivation pages are typeset: hundreds of MathJax formulas on backprop.html and
   models.html, none of them wider than the column;
 * every tutorial figure has content (its pixels vary: not a blank or single-colour image);
+* the results summary shows the tutorials' figures, by the names the notebooks give them,
+  each with content, and its detail pages (reproductions/*.html) are in the site;
 * nothing is wider than the text column on any page at 1280 px: no element sticks out of
   the article, no code block, table or formula needs a horizontal scroll bar, the page
   itself never scrolls sideways;
@@ -62,6 +64,8 @@ if not CHROMIUM or not CHROMEDRIVER:
     pytest.skip("headless Chromium not found (chromium and chromedriver on PATH); on Debian: "
                 "apt-get install -y chromium chromium-driver", allow_module_level=True)
 
+RESULTS_PAGES = ["reproductions/pytorch.html", "reproductions/keras.html",
+                 "reproductions/pytorch-tutorials.html", "reproductions/differences.html"]
 SHOTS = {"home": "index.html", "derivation": "backprop.html", "api": "api/nn.html#tinyae.nn.Linear",
          "notebook": "tutorials/denoising.html", "results": "results.html"}
 
@@ -155,11 +159,11 @@ ready.then(() => document.fonts.ready).then(() => {
   });
 }, err => done({error: String(err)}));
 
-// The grey-level standard deviation (0-255) of every figure a notebook produced: a blank
-// (single-colour) image gives 0.
+// The grey-level standard deviation (0-255) of every figure a notebook produced (the
+// tutorials' pages and the results page show them): a blank (single-colour) image gives 0.
 function figureSpread() {
   return Array.from(document.images)
-    .filter(i => /\/tutorials\/[^/]+\/fig_[^/]+\.png$/.test(i.currentSrc || i.src) && i.naturalWidth > 0)
+    .filter(i => /\/tutorials\/[^/]+\/[^/]+\.png$/.test(i.currentSrc || i.src) && i.naturalWidth > 0)
     .map(i => {
       const canvas = document.createElement("canvas");
       canvas.width = i.naturalWidth;
@@ -232,7 +236,8 @@ def pages(built, server, browser, tmp_path_factory):
 def test_site_has_the_expected_pages(pages):
     expected = {"index.html", "backprop.html", "models.html", "data.html", "api/nn.html", "api/losses.html",
                 "api/optim.html", "api/models.html", "api/data.html", "api/plot.html", "api/gradcheck.html",
-                "tutorials/write_your_own_layer.html", "tutorials/vae_pytorch_example.html"}
+                "tutorials/write_your_own_layer.html", "tutorials/vae_pytorch_example.html", "results.html",
+                *RESULTS_PAGES}
     assert expected <= set(pages), f"missing pages: {sorted(expected - set(pages))}"
     notebooks = {p.stem for p in (ROOT / "notebooks").glob("*.py")}
     assert {f"tutorials/{n}.html" for n in notebooks} <= set(pages)
@@ -337,6 +342,20 @@ def test_tutorial_figures_are_not_blank(pages):
     blank = [f"{p}: {f['src'].rsplit('/', 1)[-1]} (grey-level spread {f['std']:.1f})"
              for p, f in figures if f["std"] < 10]
     assert not blank, "tutorial figures without content:\n" + "\n".join(blank)
+
+
+def test_results_summary_shows_the_tutorials_figures(pages, server):
+    """The summary page embeds the tutorials' figures by their names (not fig_<cell>_<k>),
+    all of them loaded and with content, and links to each detail page."""
+    r = pages["results.html"]
+    shown = [i for i in r["images"] if "/tutorials/" in i["src"]]
+    assert len(shown) >= 6, f"results.html shows {len(shown)} tutorial figures: {shown}"
+    assert all(i["ok"] for i in shown), shown
+    assert not [i["src"] for i in shown if "/fig_" in i["src"]], "results.html uses a figure's cell-numbered name"
+    spread = {f["src"].split("/tutorials/")[1]: f["std"] for f in r["figures"]}
+    assert len(spread) == len(shown) and all(std >= 10 for std in spread.values()), spread
+    for page in RESULTS_PAGES:
+        assert server + page in r["links"], f"results.html does not link to {page}"
 
 
 def test_nothing_is_wider_than_the_column(pages):

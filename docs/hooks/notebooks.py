@@ -8,7 +8,12 @@ script).  On every build this hook
    with the repository root on ``PYTHONPATH`` and the working directory a temporary folder;
 2. turns the executed notebook into ``tutorials/NAME.md``: the markdown cells as they are
    (``$…$`` / ``$$…$$`` math included), each code cell as a Python block followed by what it
-   printed and the figures it showed (``tutorials/NAME/fig_K.png``);
+   printed and the figures it showed.  A figure keeps the file name the cell shows it by:
+   ``display(Image("reconstructions.png"))`` becomes ``tutorials/NAME/reconstructions.png``,
+   so other pages (docs/results.md) can embed it by that name, and moving or adding cells
+   does not change which figure the name points to; renaming the file in the notebook makes
+   ``--strict`` fail on the page that still uses the old name.  A cell that shows figures
+   another way (more images than ``Image("….png")`` calls) gets ``fig_<cell>_<k>.png``;
 3. also ships the executed notebook itself as ``tutorials/NAME.ipynb``.
 
 A cell that raises fails the build, naming the notebook and the cell: each notebook asserts
@@ -142,6 +147,14 @@ def _check_no_machine_paths(text: str, source: str, index: int):
                               "folder, or nothing")
 
 
+_SHOWN = re.compile(r"""\bImage\(\s*(?:filename\s*=\s*)?["']([\w.-]+\.png)["']""")
+
+
+def _shown_names(src: str) -> list:
+    """The PNG file names a cell shows, in order: ``display(Image("loss_curves.png"))``."""
+    return _SHOWN.findall(src)
+
+
 def render(nb, stem: str):
     """Markdown for the page and the figures as {site path: PNG bytes}."""
     source = f"notebooks/{stem}.py"
@@ -168,6 +181,9 @@ def render(nb, stem: str):
             continue
         parts.append(_fence(src, "python"))
         out = []
+        names = _shown_names(src)
+        n_png = sum(1 for o in cell.get("outputs", []) if "image/png" in o.get("data", {}))
+        shown = 0
         for output in cell.get("outputs", []):
             kind = output.get("output_type")
             if kind == "stream":
@@ -178,7 +194,12 @@ def render(nb, stem: str):
             elif kind in ("display_data", "execute_result"):
                 data = output.get("data", {})
                 if "image/png" in data:
-                    name = f"{stem}/fig_{index}_{len(figures)}.png"
+                    name = (f"{stem}/{names[shown]}" if len(names) == n_png
+                            else f"{stem}/fig_{index}_{len(figures)}.png")
+                    shown += 1
+                    if f"{DEST}/{name}" in figures:
+                        raise PluginError(f"{source}: two figures are shown as {name.split('/', 1)[1]!r} "
+                                          f"(cell {index}); give each figure its own file name")
                     figures[f"{DEST}/{name}"] = base64.b64decode(_text(data["image/png"]))
                     out.append(("image", name))
                 elif "text/plain" in data:
