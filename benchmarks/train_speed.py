@@ -65,15 +65,14 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy
-
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 for _p in (ROOT, HERE):                  # run from a checkout without installing; the neighbours
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
-import tinyae  # noqa: E402
+import tinyae  # noqa: E402  (before NumPy, as a user would: it sets OpenBLAS's spin time)
+import numpy  # noqa: E402
 from tinyae import backend, nn, optim, optim_engine  # noqa: E402
 from tinyae.backend import BackendError  # noqa: E402
 
@@ -781,6 +780,9 @@ def machine_lines(info) -> list:
         lines.append(f"{pool['user_api']}: {pool['internal_api']} {pool.get('version') or ''} "
                      f"({pool.get('architecture') or 'n/a'} kernels, {pool['num_threads']} threads; "
                      f"{os.path.basename(pool.get('filepath') or '')})")
+    timeout = os.environ.get("OPENBLAS_THREAD_TIMEOUT")
+    lines.append(f"OpenBLAS threads sleep after 2^{timeout or 28} idle cycles "
+                 f"({'OPENBLAS_THREAD_TIMEOUT=' + timeout if timeout else 'its default'})")
     lines.append(f"NumPy {info['numpy']}, Python {info['python']}, {info['platform']}")
     if "torch" in info:
         lines.append(f"PyTorch {info['torch']} ({info['torch_threads']} threads): " + "; ".join(info.get("torch_build", [])))

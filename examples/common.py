@@ -19,10 +19,11 @@ import pathlib
 import signal
 import sys
 
-import numpy as np
-
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing, too
+
+import tinyae  # noqa: E402,F401  (before NumPy: it sets OpenBLAS's spin time, see tinyae/__init__.py)
+import numpy as np  # noqa: E402
 
 from tinyae import backend, data, distributed  # noqa: E402
 from tinyae import plot  # noqa: E402

@@ -7,6 +7,7 @@ from hypothesis import given
 from strategies import conv_configs, conv_transpose_configs, shape_of
 from tinyae import backend
 from tinyae.gradcheck import check_module
+from tinyae.nn import _conv_direct as direct
 from tinyae.nn import _conv_engine as engine
 from tinyae.nn import reference as ref
 from tinyae.nn.conv import Conv2d, ConvTranspose2d
@@ -126,33 +127,40 @@ def test_conv_transpose2d_matches_loop_reference(cfg):
     if ct.bias is not None:
         np.testing.assert_allclose(ct.bias.grad, rdb, rtol=RTOL, atol=ATOL)
 
+ROUTES = [r for r in (engine.FLIPPED, engine.IM2COL, engine.DIRECT) if r != engine.DIRECT or direct.available()]
+
 
 @pytest.mark.parametrize("f, c", [(1, 3), (3, 1), (2, 2)])
 def test_both_input_gradient_routes_agree(f, c):
-    """conv2d_backward_data takes the flipped-kernel route for stride 1 and F < C and col2im
-    otherwise; here both routes are forced on the same problem."""
+    """conv2d_backward_data takes the direct route for stride 1 and few channels (with Numba),
+    else the flipped-kernel route for F < C and col2im otherwise; here every route is forced
+    on the same problem."""
     rng = np.random.default_rng(0)
     w = rng.standard_normal((f, c, 3, 2))
     pads, (h, wd) = (1, 0, 0, 1), (5, 4)
     oh, ow = h + 1 - 3 + 1, wd + 1 - 2 + 1
     dy_cols = rng.standard_normal((f, oh * ow * 2))
     route = engine.conv2d_route(f, c, (3, 2), (1, 1), pads)
-    assert route == (engine.FLIPPED if f < c else engine.IM2COL)
+    assert route == (engine.DIRECT if direct.available() else engine.FLIPPED if f < c else engine.IM2COL)
     got = engine.conv2d_backward_data(dy_cols, w, (oh, ow), (h, wd), (1, 1), pads, route)
     dcols = (w.reshape(f, -1).T @ dy_cols).reshape(c, 3, 2, oh, ow, 2)
     via_col2im = engine.col2im_chwn(dcols, (1, 1), out=np.zeros((c, h + 1, wd + 1, 2)))[:, 1:1 + h, 0:wd]
     np.testing.assert_allclose(got, via_col2im, rtol=RTOL, atol=ATOL)
-    for forced in (engine.FLIPPED, engine.IM2COL):   # either route is right whatever F and C
+    for forced in ROUTES:                           # every route is right whatever F and C
         np.testing.assert_allclose(engine.conv2d_backward_data(dy_cols, w, (oh, ow), (h, wd), (1, 1), pads, forced),
                                    via_col2im, rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.parametrize("route", ["flipped", "direct"])
 @pytest.mark.parametrize("f, c, kernel, pads", [(1, 3, (3, 2), (1, 0, 0, 1)), (2, 5, (4, 4), (1, 2, 1, 2)),
-                                                (3, 4, (1, 1), (0, 0, 0, 0))])
-def test_flipped_route_forward_and_weight_gradient_match_im2col(f, c, kernel, pads):
-    """On the flipped route (stride 1, F < C) conv2d_forward goes through col2im and
-    conv2d_backward takes dw from the im2col of dy: y must equal the plain im2col product,
-    dw the plain dy @ im2col(xpad)ᵀ, and dx the col2im route's."""
+                                                (3, 4, (1, 1), (0, 0, 0, 0)), (6, 2, (3, 3), (1, 1, 1, 1))])
+def test_stride1_routes_forward_and_weight_gradient_match_im2col(route, f, c, kernel, pads):
+    """On the flipped route (stride 1) conv2d_forward goes through col2im and conv2d_backward
+    takes dw from the im2col of dy; on the direct route both are compiled loops without
+    im2col.  On each, y must equal the plain im2col product, dw the plain dy @ im2col(xpad)ᵀ,
+    and dx the col2im route's (6 filters: a block of four and a remainder of two)."""
+    if route == engine.DIRECT and not direct.available():
+        pytest.skip("the direct route needs Numba (the fast extra)")
     rng = np.random.default_rng(1)
     (kh, kw), (h, wd), n = kernel, (5, 6), 3
     w = rng.standard_normal((f, c, kh, kw))
@@ -160,8 +168,7 @@ def test_flipped_route_forward_and_weight_gradient_match_im2col(f, c, kernel, pa
     xpad = engine.pad_chwn(x, pads)
     oh, ow = xpad.shape[1] - kh + 1, xpad.shape[2] - kw + 1
     dy_cols = rng.standard_normal((f, oh * ow * n))
-    route = engine.conv2d_route(f, c, kernel, (1, 1), pads)
-    assert route == engine.FLIPPED
+    assert engine.conv2d_route(f, c, kernel, (1, 1), pads) == (engine.DIRECT if direct.available() else engine.FLIPPED)
     y = engine.conv2d_forward(x, w, (1, 1), pads, (oh, ow), route)            # via col2im on this route
     np.testing.assert_allclose(y, engine.conv2d_chwn(xpad, w, (1, 1), (oh, ow))[0], rtol=RTOL, atol=ATOL)
     dx, dw = engine.conv2d_backward(x, dy_cols, w, (1, 1), pads, (oh, ow), route)

@@ -6,7 +6,7 @@ one suite over its backends), all in float64:
 * "engine": ``tinyae.nn._conv_engine`` (and the pooling layers), what the layers run.
 
 Every level offers the same four operations, each returning ``(y, backward)`` with
-``backward(dy)`` giving the gradients.  The im2col level and the engine (both of its routes)
+``backward(dy)`` giving the gradients.  The im2col level and the engine (each of its routes)
 must agree with the reference on drawn shapes, strides, paddings (asymmetric ones too) and
 kernels; and at every level, the reference included, backward must be the adjoint of
 forward.  Last, the lines docs/backprop.md quotes from the im2col level must exist there.
@@ -21,6 +21,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from strategies import conv_configs, conv_transpose_configs, distinct, pool_configs, shape_of
+from tinyae.nn import _conv_direct as direct
 from tinyae.nn import _conv_engine as engine
 from tinyae.nn import im2col
 from tinyae.nn import reference as ref
@@ -28,6 +29,7 @@ from tinyae.nn._conv_args import conv_output_size
 from tinyae.nn.pooling import AvgPool2d, MaxPool2d
 
 RTOL, ATOL = 1e-10, 1e-12
+ROUTES = [engine.IM2COL, engine.FLIPPED, engine.DIRECT]
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -128,11 +130,17 @@ def test_conv2d_matches_reference(level, cfg):
     _assert_all_close(grads, rgrads)                                # dx, dw, db
 
 
-@pytest.mark.parametrize("route", [engine.IM2COL, engine.FLIPPED])
+def _skip_without_numba(route):
+    if route == engine.DIRECT and not direct.available():
+        pytest.skip("the direct route needs Numba (the fast extra)")
+
+
+@pytest.mark.parametrize("route", ROUTES)
 @given(cfg=conv_configs(asymmetric=True, max_stride=1))
-def test_both_engine_routes_match_reference(route, cfg):
+def test_every_engine_route_matches_reference(route, cfg):
     """The engine picks one route per layer; each route must be right wherever it applies
-    (the flipped one: stride 1, padding smaller than the kernel), whatever F and C."""
+    (the flipped and direct ones: stride 1, padding smaller than the kernel), whatever F and C."""
+    _skip_without_numba(route)
     (kh, kw), (pt, pb, pl, pr) = cfg["kernel"], cfg["pads"]
     assume(route == engine.IM2COL or (max(pt, pb) < kh and max(pl, pr) < kw))
     x, w, b = _conv_problem(cfg)
@@ -140,6 +148,41 @@ def test_both_engine_routes_match_reference(route, cfg):
     ry, _, rgrads = _forward_backward(LEVELS["reference"].conv2d, (x, w, b, (1, 1), cfg["pads"]))
     np.testing.assert_allclose(y, ry, rtol=RTOL, atol=ATOL)
     _assert_all_close(grads, rgrads)
+
+
+@given(cfg=conv_configs(asymmetric=True, max_stride=1), channels=st.tuples(st.integers(1, 9), st.integers(1, 9)))
+def test_direct_route_matches_reference_on_blocks_of_filters(cfg, channels):
+    """The direct route's loops treat filters four at a time and the rest one at a time:
+    with F and C drawn up to 9, every block/remainder split of the forward (F filters) and of
+    dx (C outputs) is compared with the reference."""
+    _skip_without_numba(engine.DIRECT)
+    (kh, kw), (pt, pb, pl, pr) = cfg["kernel"], cfg["pads"]
+    assume(max(pt, pb) < kh and max(pl, pr) < kw)
+    cfg = dict(cfg, f=channels[0], c=channels[1])
+    x, w, b = _conv_problem(cfg)
+    args = (x, w, b, (1, 1), cfg["pads"])
+    y, dy, grads = _forward_backward(lambda *a: _engine_conv2d(*a, route=engine.DIRECT), args)
+    ry, _, rgrads = _forward_backward(LEVELS["reference"].conv2d, args)
+    np.testing.assert_allclose(y, ry, rtol=RTOL, atol=ATOL)
+    _assert_all_close(grads, rgrads)
+
+
+def test_direct_route_gives_the_same_bits_on_any_number_of_threads(monkeypatch):
+    """Every task of the direct route writes its own numbers in a fixed order: 1, 2 and 3
+    threads give bit-identical y, dx and dw (float32, the conv AE's Conv2d(8, 4, 6))."""
+    _skip_without_numba(engine.DIRECT)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((8, 12, 12, 5)).astype(np.float32)
+    w = rng.standard_normal((4, 8, 6, 6)).astype(np.float32)
+    dy_cols = rng.standard_normal((4, 12 * 12 * 5)).astype(np.float32)
+    pads, results = (2, 3, 2, 3), []
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(direct, "_threads", lambda t=threads: t)
+        y = engine.conv2d_forward(x, w, (1, 1), pads, (12, 12), engine.DIRECT)
+        results.append((y, *engine.conv2d_backward(x, dy_cols, w, (1, 1), pads, (12, 12), engine.DIRECT)))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert a.dtype == np.float32 and np.array_equal(a, b)
 
 
 @pytest.mark.parametrize("level", FAST)

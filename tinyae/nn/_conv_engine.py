@@ -25,8 +25,11 @@ What differs from the im2col level, and why:
   (about ``BAND_BYTES``), so it stays in cache and is never whole in memory.
 * Buffer reuse.  Band buffers are kept from call to call (``band_buffer``).
 * Routes.  For stride 1 and F < C the same numbers come cheaper by reading the
-  convolution as the adjoint of one with the flipped kernel (the "flipped" route; see
-  ``conv2d_route``).  A layer decides its route once, at construction, and passes it in.
+  convolution as the adjoint of one with the flipped kernel (the "flipped" route).  For
+  stride 1 and few channels (F*C ≤ ``DIRECT_MAX_FC``) the sums are computed without im2col
+  at all, by compiled loops on both cores (the "direct" route, ``tinyae.nn._conv_direct``,
+  when Numba is installed).  A layer decides its route once, at construction
+  (``conv2d_route``), and passes it in.
 
 Everything goes through ``xp = get_array_module(x)``, so the same code runs on NumPy and
 CuPy, and every buffer is created with the input's dtype (float32 stays float32).
@@ -37,10 +40,17 @@ import math
 import threading
 
 from ..backend import get_array_module
+from . import _conv_direct as direct
 from .im2col import pad_hw, window_slices
 
-IM2COL, FLIPPED = "im2col", "flipped"
-"""The two routes of a convolution (see :func:`conv2d_route`)."""
+IM2COL, FLIPPED, DIRECT = "im2col", "flipped", "direct"
+"""The three routes of a convolution (see :func:`conv2d_route`)."""
+
+DIRECT_MAX_FC = 128
+"""The direct route is taken up to this many (filter, channel) pairs.  Measured on the conv
+AE's layers (batch 200, 2 threads): 3-4× faster than the GEMM routes from F*C = 4 to 32, and
+still 1.4× at Conv2d(16, 8, 5) on 14×14 (F*C = 128); beyond that the GEMM's inner dimension
+is long enough for BLAS to win (docs/performance.md)."""
 
 
 # --- layout --------------------------------------------------------------------------------
@@ -215,16 +225,28 @@ def _col2im_route_data(dy_cols, w, out_hw, in_hw, stride, pads):
 
 # --- the flipped route ----------------------------------------------------------------------
 def conv2d_route(out_channels, in_channels, kernel, stride, pads) -> str:
-    """The route of a convolution with weight (F, C, KH, KW) = (out_channels, in_channels, ...):
-    FLIPPED when the stride is 1, F < C and the padding is smaller than the kernel, IM2COL
-    otherwise.  Decided once per layer (the layers call it in their constructor).
+    """The route of a convolution with weight (F, C, KH, KW) = (out_channels, in_channels, ...),
+    for a stride of 1 and padding smaller than the kernel: DIRECT when F*C ≤ DIRECT_MAX_FC
+    and Numba is installed, else FLIPPED when F < C; IM2COL otherwise.  Decided once per
+    layer (the layers call it in their constructor).  A DIRECT layer given CuPy arrays takes
+    the GEMM route the same rule gives without Numba (:func:`_gemm_route`).
 
     On the flipped route every pass reads the layer as the adjoint of the convolution with
     the kernel turned by 180° and F, C swapped, whose im2col has F*KH*KW rows instead of
     C*KH*KW: C/F times less memory traffic (docs/backprop.md, "the flipped route")."""
     (kh, kw), (pt, pb, pl, pr) = kernel, pads
-    flipped = tuple(stride) == (1, 1) and out_channels < in_channels and max(pt, pb) < kh and max(pl, pr) < kw
-    return FLIPPED if flipped else IM2COL
+    stride1_fits = tuple(stride) == (1, 1) and max(pt, pb) < kh and max(pl, pr) < kw
+    if stride1_fits and out_channels * in_channels <= DIRECT_MAX_FC and direct.available():
+        return DIRECT
+    return FLIPPED if stride1_fits and out_channels < in_channels else IM2COL
+
+
+def _gemm_route(route, w, *arrays):
+    """``route``, unless it is DIRECT and these arrays cannot take it (CuPy arrays, or an
+    integer dtype): then the GEMM route the rule of :func:`conv2d_route` gives without it."""
+    if route != DIRECT or direct.usable(w, *arrays):
+        return route
+    return FLIPPED if w.shape[0] < w.shape[1] else IM2COL
 
 
 def _flip_kernel(w):
@@ -248,6 +270,9 @@ def conv2d_forward(x_chwn, w, stride, pads, out_hw, route):
     ``conv2d_backward_data``): a GEMM to F*KH*KW rows, then col2im — half the memory traffic
     for Conv2d(8, 4, 6) (measured 11.8 → 7.0 ms at batch 200, 28×28)."""
     f, c, kh, kw = w.shape
+    route = _gemm_route(route, w, x_chwn)
+    if route == DIRECT:
+        return direct.correlate(pad_chwn(x_chwn, pads), w, out_hw).reshape(f, -1)
     if route == FLIPPED:
         return _col2im_route_data(x_chwn.reshape(c, -1), _flip_kernel(w), x_chwn.shape[1:3], out_hw, (1, 1),
                                   _flipped_pads((kh, kw), pads)).reshape(f, -1)
@@ -268,6 +293,12 @@ def conv2d_backward(x_chwn, dy_cols, w, stride, pads, out_hw, route, need_dx=Tru
     of the input is never built."""
     f, c, kh, kw = w.shape
     (h, wd), n = x_chwn.shape[1:3], x_chwn.shape[3]
+    route = _gemm_route(route, w, x_chwn, dy_cols)
+    if route == DIRECT:
+        dy = dy_cols.reshape(f, out_hw[0], out_hw[1], n)
+        dw = direct.weight_grad(pad_chwn(x_chwn, pads), dy, (kh, kw))
+        dx_chwn = conv2d_backward_data(dy_cols, w, out_hw, (h, wd), stride, pads, DIRECT) if need_dx else None
+        return dx_chwn, dw.reshape(f, -1)
     if route != FLIPPED:
         dw_mat = conv2d_backward_weight(pad_chwn(x_chwn, pads), dy_cols, (kh, kw), stride, out_hw)
         dx_chwn = conv2d_backward_data(dy_cols, w, out_hw, (h, wd), stride, pads, route) if need_dx else None
@@ -287,13 +318,16 @@ def conv2d_backward_data(dy_cols, w, out_hw, in_hw, stride, pads, route):
     """dL/dx of a convolution, equivalently the forward of a transposed convolution:
     dy_cols (F, OH*OW*N), w (F, C, KH, KW), in_hw = (H, W) unpadded -> dx_chwn (C, H, W, N).
 
-    IM2COL: dcols = w_matᵀ @ dy_cols, then col2im, then drop the padding.  FLIPPED: the same
-    sum read the other way round, the *full* cross-correlation of dy (padded by K-1-P) with
+    IM2COL: dcols = w_matᵀ @ dy_cols, then col2im, then drop the padding.  FLIPPED and
+    DIRECT: the same sum read the other way round, the *full* cross-correlation of dy (padded by K-1-P) with
     the flipped kernel: an im2col of F*KH*KW rows instead of C*KH*KW, and no col2im."""
     f, c, kh, kw = w.shape
-    if route != FLIPPED:
+    route = _gemm_route(route, w, dy_cols)
+    if route == IM2COL:
         return _col2im_route_data(dy_cols, w, out_hw, in_hw, stride, pads)
     (oh, ow), (h, wd) = out_hw, in_hw
     n = dy_cols.shape[1] // (oh * ow)
     dypad = pad_chwn(dy_cols.reshape(f, oh, ow, n), _flipped_pads((kh, kw), pads))
+    if route == DIRECT:
+        return direct.correlate(dypad, _flip_kernel(w), (h, wd))
     return conv2d_chwn(dypad, _flip_kernel(w), (1, 1), (h, wd))[0].reshape(c, h, wd, n)
