@@ -22,9 +22,8 @@ the same two sums as the im2col level (tests/test_conv_levels.py checks all thre
   a sum per lane n over the output pixels, then over the lanes.
 
 Both cores.  The work is cut into independent tasks (blocks of four filters × output rows;
-for dw, filters × input channels × kernel rows), split into one contiguous range per
-thread, and the calling thread runs one range while a small pool of Python threads runs the
-others.  The compiled loops release the GIL.  Python threads wait on a lock, not in a spin
+for dw, filters × input channels × kernel rows), grouped into a few chunks per thread; the
+calling thread and a small pool of Python threads take the chunks in turn.  The compiled loops release the GIL.  Python threads wait on a lock, not in a spin
 loop, so they take no core from OpenBLAS's threads; OpenBLAS's own threads do spin after
 each matrix product for ~0.1 s (set ``OPENBLAS_THREAD_TIMEOUT=4`` before NumPy is imported
 to make them sleep at once: docs/performance.md, "Both cores").  Every task writes numbers
@@ -78,14 +77,25 @@ def _pool(workers):
 
 
 def _run_split(kernel, args, tasks):
-    """Run ``kernel(*args, t0, t1)`` over tasks 0..tasks-1, one contiguous range per thread."""
+    """Run ``kernel(*args, t0, t1)`` over tasks 0..tasks-1 on all threads.
+
+    The tasks are cut into a few chunks per thread (in order), and each thread takes the next
+    chunk when it is done with one, so a thread slowed down by another process does not keep
+    the others waiting.  Which thread runs a chunk changes nothing in the result: every chunk
+    writes its own numbers."""
     threads = min(_threads(), tasks)
     if threads <= 1:
         kernel(*args, 0, tasks)
         return
-    edges = [tasks * k // threads for k in range(threads + 1)]
-    futures = [_pool(threads - 1).submit(kernel, *args, edges[k], edges[k + 1]) for k in range(1, threads)]
-    kernel(*args, edges[0], edges[1])
+    count = min(tasks, 4 * threads)
+    edges = [tasks * k // count for k in range(count + 1)]
+    chunks = iter(range(count))          # next() on it is atomic under the GIL
+
+    def work():
+        for k in chunks:
+            kernel(*args, edges[k], edges[k + 1])
+    futures = [_pool(threads - 1).submit(work) for _ in range(threads - 1)]
+    work()
     for fut in futures:
         fut.result()
 
