@@ -268,15 +268,23 @@ def test_backprop_doc_quotes_the_im2col_source_verbatim():
 @pytest.mark.parametrize("name", ["conv-ae", "conv-ae-transposed"])
 def test_a_conv_model_trains_the_same_on_every_level(name):
     """models.build(name) in float64, 3 Adam steps on 2 digits-sized inputs, once per level
-    (nn.set_conv_impl): the loops, im2col and the engine give the same losses and weights."""
+    (nn.set_conv_impl), and once more with every stride-1 layer on the engine's direct route:
+    the loops, im2col and the engine give the same losses and weights."""
     from tinyae import models, nn
     from tinyae.optim import Adam
 
     x = np.random.default_rng(0).uniform(0.05, 0.95, (2, 1, 28, 28))
     results = {}
-    for impl in nn.conv.IMPLS:
-        model = nn.set_conv_impl(models.build(name, seed=1).double(), impl)
-        assert all(m.impl == impl for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
+    for impl in nn.conv.IMPLS + ("engine, direct route",):
+        model = nn.set_conv_impl(models.build(name, seed=1).double(), impl.split(",")[0])
+        convs = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+        assert all(m.impl == impl.split(",")[0] for m in convs)
+        if impl.endswith("direct route"):      # whatever conv2d_route chose on this machine
+            if not direct.available():
+                continue
+            for m in convs:
+                if m.route != engine.IM2COL or m.stride == (1, 1):
+                    m.route = engine.DIRECT
         opt = Adam(model.parameters(), lr=1e-3, engine="reference")
         losses = []
         for _ in range(3):
@@ -287,7 +295,7 @@ def test_a_conv_model_trains_the_same_on_every_level(name):
             losses.append(float(total))
         results[impl] = (losses, [p.data.copy() for p in model.parameters()])
     ref_losses, ref_params = results["loops"]
-    for impl in ("im2col", "engine"):
+    for impl in set(results) - {"loops"}:
         losses, params = results[impl]
         np.testing.assert_allclose(losses, ref_losses, rtol=1e-12, atol=0, err_msg=impl)
         for a, b in zip(params, ref_params):

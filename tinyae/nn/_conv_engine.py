@@ -28,7 +28,7 @@ What differs from the im2col level, and why:
   convolution as the adjoint of one with the flipped kernel (the "flipped" route).  For
   stride 1 and few channels (F*C ≤ ``DIRECT_MAX_FC``) the sums are computed without im2col
   at all, by compiled loops on both cores (the "direct" route, ``tinyae.nn._conv_direct``,
-  when Numba is installed).  A layer decides its route once, at construction
+  when Numba is installed and the cores are free for it: ``_conv_direct.preferred``).  A layer decides its route once, at construction
   (``conv2d_route``), and passes it in.
 
 Everything goes through ``xp = get_array_module(x)``, so the same code runs on NumPy and
@@ -227,7 +227,9 @@ def _col2im_route_data(dy_cols, w, out_hw, in_hw, stride, pads):
 def conv2d_route(out_channels, in_channels, kernel, stride, pads) -> str:
     """The route of a convolution with weight (F, C, KH, KW) = (out_channels, in_channels, ...),
     for a stride of 1 and padding smaller than the kernel: DIRECT when F*C ≤ DIRECT_MAX_FC
-    and Numba is installed, else FLIPPED when F < C; IM2COL otherwise.  Decided once per
+    and the direct route can use the cores (``_conv_direct.preferred``: Numba installed,
+    and one thread or OpenBLAS threads that sleep soon), else FLIPPED when F < C; IM2COL
+    otherwise.  Decided once per
     layer (the layers call it in their constructor).  A DIRECT layer given CuPy arrays takes
     the GEMM route the same rule gives without Numba (:func:`_gemm_route`).
 
@@ -236,7 +238,7 @@ def conv2d_route(out_channels, in_channels, kernel, stride, pads) -> str:
     C*KH*KW: C/F times less memory traffic (docs/backprop.md, "the flipped route")."""
     (kh, kw), (pt, pb, pl, pr) = kernel, pads
     stride1_fits = tuple(stride) == (1, 1) and max(pt, pb) < kh and max(pl, pr) < kw
-    if stride1_fits and out_channels * in_channels <= DIRECT_MAX_FC and direct.available():
+    if stride1_fits and out_channels * in_channels <= DIRECT_MAX_FC and direct.preferred():
         return DIRECT
     return FLIPPED if stride1_fits and out_channels < in_channels else IM2COL
 
