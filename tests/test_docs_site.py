@@ -67,7 +67,7 @@ if not CHROMIUM or not CHROMEDRIVER:
 RESULTS_PAGES = ["reproductions/pytorch.html", "reproductions/keras.html",
                  "reproductions/pytorch-tutorials.html", "reproductions/differences.html"]
 SHOTS = {"home": "index.html", "derivation": "backprop.html", "api": "api/nn.html#tinyae.nn.Linear",
-         "notebook": "tutorials/denoising.html", "results": "results.html"}
+         "notebook": "tutorials/denoising.html", "results": "results.html", "speed": "performance.html"}
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ buffer, with three differences that only change speed:
    x86 (measured: Adam's step 2× slower in the trained regime).  The engine flushes
    |m| < ``finfo.tiny`` to 0 (and the same for v).  The update such an m would make is
    ≤ lr·1e-38/ε ≈ 1e-33: far below the rounding of any parameter, so the training curve is
-   unchanged (docs/performance.md has the measurement); frameworks that flush subnormals in
+   unchanged (docs/performance-details.md has the measurement); frameworks that flush subnormals in
    hardware (FTZ/DAZ) do the same thing.
 
 An optimizer picks its engine once, when it is made (``Adam(..., engine="numba")``, shown in
@@ -36,7 +36,7 @@ its repr); :func:`default` is the choice when it says nothing:
   it paid off on an Intel Xeon, where subnormal arithmetic is far slower.
 
 The environment variable ``TINYAE_OPTIM_ENGINE`` sets the default.  Why these two
-(and not numexpr, which was measured too): docs/performance.md, "Adam's engine".  The GPU
+(and not numexpr, which was measured too): docs/performance-details.md, "Adam's engine".  The GPU
 path is separate: CuPy's fused ElementwiseKernel (:func:`tinyae.optim._fused_adam`).
 """
 from __future__ import annotations
