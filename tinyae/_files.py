@@ -17,10 +17,13 @@ figures, IDX files and downloads.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
+import signal
 import tempfile
+import threading
 import time
 
 import numpy
@@ -134,15 +137,38 @@ def atomic_write(path, write, binary: bool = True) -> str:
     return path
 
 
+@contextlib.contextmanager
+def _sigint_held():
+    """Hold Ctrl-C while the block runs (main thread only: where Python runs its signal
+    handlers).  A SIGINT that arrives meanwhile is recorded, and the handler that was in place
+    is called with it right after the block — so a KeyboardInterrupt is raised after zipfile
+    has finished, not from inside its clean-up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield                   # (no KeyboardInterrupt is ever raised in another thread)
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught and callable(previous):
+            previous(signal.SIGINT, caught[0])
+        elif caught and previous == signal.SIG_DFL:
+            raise KeyboardInterrupt
+
+
 def savez(f, **arrays) -> None:
     """``numpy.savez`` into the open file ``f``, built in memory first and written in one call.
 
     A failed write (a full disk) then fails in ``f.write`` with nothing half-open: NumPy 1.x's
     savez leaves its zip writer to the garbage collector, which later tries to finish it on
-    the already closed temporary file and prints a traceback.
+    the already closed temporary file and prints a traceback.  A Ctrl-C while the zip is
+    built is held until it is built (:func:`_sigint_held`), then raised as KeyboardInterrupt.
     """
     buffer = io.BytesIO()
-    numpy.savez(buffer, **arrays)
+    with _sigint_held():
+        numpy.savez(buffer, **arrays)
     f.write(buffer.getbuffer())
 
 
