@@ -488,17 +488,34 @@ def run_cli(body, parser, argv=None) -> None:
         _exit(130, _interrupted(exc))
     except KeyboardInterrupt:
         _exit(130, _interrupted_outside_fit(args))
-    except (UsageError, CheckpointError, TrainingError, data.DataError, backend.BackendError,
-            distributed.DistributedError) as exc:
+    except Exception as exc:
+        if _ctrl_c_behind(exc):     # a library's clean-up turned the Ctrl-C into an error of its own
+            _exit(130, _interrupted_outside_fit(args))
+        _user_error(exc)
+
+
+def _ctrl_c_behind(exc) -> bool:
+    """True when a KeyboardInterrupt is in the chain of exceptions ``exc`` was raised during."""
+    seen = exc.__context__
+    while seen is not None and not isinstance(seen, KeyboardInterrupt):
+        seen = seen.__context__
+    return seen is not None
+
+
+def _user_error(exc) -> None:
+    """Exit 2 with one ``error:`` line for a user's mistake; re-raise anything else (a bug)."""
+    if isinstance(exc, (UsageError, CheckpointError, TrainingError, data.DataError, backend.BackendError,
+                        distributed.DistributedError)):
         _exit(2, f"error: {exc}")
-    except MemoryError as exc:
+    if isinstance(exc, MemoryError):
         what = f" ({exc})" if str(exc) else ""
         _exit(2, f"error: out of memory{what}: try a smaller --batch-size or --limit, or a smaller model "
                  "(--latent-dim and the like)")
-    except OSError as exc:
+    if isinstance(exc, OSError):
         _exit(2, f"error: {_os_error(exc)}")
-    except ValueError as exc:       # the library's argument checks name the argument and the value
+    if isinstance(exc, ValueError):     # the library's argument checks name the argument and the value
         _exit(2, f"error: {exc}")
+    raise exc
 
 
 def _os_error(exc: OSError) -> str:

@@ -95,6 +95,36 @@ def test_out_of_memory_says_what_could_not_be_allocated(common, capsys):
     assert line.startswith("error: out of memory (Unable to allocate 59.6 GiB") and "--latent-dim" in line
 
 
+@pytest.mark.parametrize("error", [ValueError, OSError, RuntimeError])
+def test_a_ctrl_c_a_library_turned_into_its_own_error_is_still_a_ctrl_c(common, capsys, error):
+    """A library whose clean-up raises while a KeyboardInterrupt unwinds (zipfile's "Close the
+    writing handle before closing the zip" was one) hides the Ctrl-C behind its own error:
+    run_cli looks behind it and answers as for Ctrl-C (exit 130, one line), whatever the error;
+    the same errors without a Ctrl-C behind them are a user's error or a bug, as before."""
+    def body(args):
+        try:
+            raise KeyboardInterrupt
+        finally:
+            raise error("a library's clean-up failed")
+
+    parser = common.make_parser("x", "x", epochs=1, batch_size=1)
+    with pytest.raises(SystemExit) as info:
+        common.run_cli(body, parser, argv=[])
+    assert info.value.code == 130
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and "clean-up" not in err
+
+    def plain(args):
+        raise error("a library's clean-up failed")
+    if error is RuntimeError:                      # not a user's mistake: the traceback stays
+        with pytest.raises(RuntimeError):
+            common.run_cli(plain, parser, argv=[])
+    else:
+        with pytest.raises(SystemExit) as info:
+            common.run_cli(plain, parser, argv=[])
+        assert info.value.code == 2 and capsys.readouterr().err.startswith("error: ")
+
+
 def test_a_closed_stdout_does_not_stop_training(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, str(EXAMPLES / "ae_mnist.py"), "--data", "embedded", "--limit", "100",
