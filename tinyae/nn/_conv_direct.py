@@ -51,7 +51,8 @@ def available() -> bool:
     return importlib.util.find_spec("numba") is not None
 
 
-BLAS_SLEEPS_SOON = int(os.environ.get("OPENBLAS_THREAD_TIMEOUT") or 28) <= 24
+_TIMEOUT = os.environ.get("OPENBLAS_THREAD_TIMEOUT", "").strip()
+BLAS_SLEEPS_SOON = _TIMEOUT.isdigit() and int(_TIMEOUT) <= 24
 """Whether OpenBLAS's idle threads go to sleep within ~2^24 cycles (read when tinyae is
 imported; tinyae/__init__.py sets 20 when it is imported before NumPy).  When they spin for
 the default ~0.1 s instead, they hold the second core through every convolution, and the

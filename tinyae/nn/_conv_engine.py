@@ -28,8 +28,8 @@ What differs from the im2col level, and why:
   convolution as the adjoint of one with the flipped kernel (the "flipped" route).  For
   stride 1 and few channels (F*C ≤ ``DIRECT_MAX_FC``) the sums are computed without im2col
   at all, by compiled loops on both cores (the "direct" route, ``tinyae.nn._conv_direct``,
-  when Numba is installed and the cores are free for it: ``_conv_direct.preferred``).  A layer decides its route once, at construction
-  (``conv2d_route``), and passes it in.
+  when Numba is installed and the cores are free for it: ``_conv_direct.preferred``).
+  A layer decides its route once, at construction (``conv2d_route``), and passes it in.
 
 Everything goes through ``xp = get_array_module(x)``, so the same code runs on NumPy and
 CuPy, and every buffer is created with the input's dtype (float32 stays float32).
@@ -48,9 +48,10 @@ IM2COL, FLIPPED, DIRECT = "im2col", "flipped", "direct"
 
 DIRECT_MAX_FC = 128
 """The direct route is taken up to this many (filter, channel) pairs.  Measured on the conv
-AE's layers (batch 200, 2 threads): 3-4× faster than the GEMM routes from F*C = 4 to 32, and
-still 1.4× at Conv2d(16, 8, 5) on 14×14 (F*C = 128); beyond that the GEMM's inner dimension
-is long enough for BLAS to win (docs/performance.md)."""
+AE's layers (batch 200, 2 threads): 2-3× faster than the GEMM routes from F*C = 4 to 32;
+at Conv2d(16, 8, 5) on 14×14 (F*C = 128) about even (its forward faster, its backward
+slower; a limit of 64 or 128 made no difference beyond noise per step).  With more channels
+the GEMM's inner dimension grows and BLAS does better (docs/performance.md)."""
 
 
 # --- layout --------------------------------------------------------------------------------
@@ -223,15 +224,15 @@ def _col2im_route_data(dy_cols, w, out_hw, in_hw, stride, pads):
     return dxpad[:, pt:pt + h, pl:pl + wd, :]
 
 
-# --- the flipped route ----------------------------------------------------------------------
+# --- the routes -----------------------------------------------------------------------------
 def conv2d_route(out_channels, in_channels, kernel, stride, pads) -> str:
     """The route of a convolution with weight (F, C, KH, KW) = (out_channels, in_channels, ...),
     for a stride of 1 and padding smaller than the kernel: DIRECT when F*C ≤ DIRECT_MAX_FC
     and the direct route can use the cores (``_conv_direct.preferred``: Numba installed,
     and one thread or OpenBLAS threads that sleep soon), else FLIPPED when F < C; IM2COL
-    otherwise.  Decided once per
-    layer (the layers call it in their constructor).  A DIRECT layer given CuPy arrays takes
-    the GEMM route the same rule gives without Numba (:func:`_gemm_route`).
+    otherwise.  Decided once per layer (the layers call it in their constructor).  A DIRECT
+    layer given CuPy arrays takes the GEMM route the same rule gives without Numba
+    (:func:`_gemm_route`).
 
     On the flipped route every pass reads the layer as the adjoint of the convolution with
     the kernel turned by 180° and F, C swapped, whose im2col has F*KH*KW rows instead of
@@ -321,8 +322,9 @@ def conv2d_backward_data(dy_cols, w, out_hw, in_hw, stride, pads, route):
     dy_cols (F, OH*OW*N), w (F, C, KH, KW), in_hw = (H, W) unpadded -> dx_chwn (C, H, W, N).
 
     IM2COL: dcols = w_matᵀ @ dy_cols, then col2im, then drop the padding.  FLIPPED and
-    DIRECT: the same sum read the other way round, the *full* cross-correlation of dy (padded by K-1-P) with
-    the flipped kernel: an im2col of F*KH*KW rows instead of C*KH*KW, and no col2im."""
+    DIRECT: the same sum read the other way round, the *full* cross-correlation of dy
+    (padded by K-1-P) with the flipped kernel — on FLIPPED an im2col of F*KH*KW rows instead
+    of C*KH*KW and no col2im, on DIRECT the compiled loops."""
     f, c, kh, kw = w.shape
     route = _gemm_route(route, w, dy_cols)
     if route == IM2COL:
