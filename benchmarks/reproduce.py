@@ -58,6 +58,14 @@ published figures above):
     python benchmarks/reproduce.py --only dense-196-64-16 dense-196-64-16-augment vae-196-64-16 \
         vae-196-64-16-augment --threads 1 --json augment.json
 
+Each setup records the epochs of the tutorial's own run (``Setup.epochs``): 50 for the Intro
+tutorial's dense and conv AEs and the Keras blog's 784-32; 20 for the NYU notebook's models, the
+14×14 chapter's and the survey's linear AE; 10 for examples/vae; for the survey's conv AEs,
+which state none, the 3 of examples/checkerboard.py.  A run of fewer (``--epochs``,
+``--epochs-scale``, ``--budget-minutes``) says "K of N epochs" in its tables and its run line.
+The Keras blog's VAE-2D (100 epochs) has no twin here: examples/vae2d_keras.py trains it in
+tinyae alone.
+
 Output: a table (setup, metric, published, PyTorch or Keras, tinyae, difference) and the wall time of
 each framework; ``--json`` keeps every epoch.  ``--markdown`` writes the tables into the docs:
 the PyTorch block between ``<!-- reproduce:begin -->`` and ``<!-- reproduce:end -->`` in
@@ -650,7 +658,8 @@ def markdown_block(results, ref="torch"):
         twin = f", PyTorch twin: `{res['vae_twin']}`" if res.get("vae_twin") else ""
         version = f"tinyae {res['version']}; " if res.get("version") else ""
         out.append(f"* **{res['title']}** — `{res['command']}` ({res['date']}; {version}{res['threads']} "
-                   f"thread{'s' if res['threads'] != 1 else ''}, seed {res['seed']}{twin}).{extra} "
+                   f"thread{'s' if res['threads'] != 1 else ''}, seed {res['seed']}{twin}; "
+                   f"{res['epochs']} of {res['published_epochs']} epochs).{extra} "
                    f"Source: {res['source']}." + (f" {res['note']}" if res["note"] else ""))
     # markdown="1" (md_in_html): the lists and tables inside a <details> are rendered, not shown as text
     out += ["", '<details markdown="1"><summary>Provenance: the checkouts and machines of these runs</summary>', ""]
