@@ -185,6 +185,30 @@ def test_direct_route_gives_the_same_bits_on_any_number_of_threads(monkeypatch):
             assert a.dtype == np.float32 and np.array_equal(a, b)
 
 
+def test_direct_route_flushes_subnormal_gradients_and_nothing_else():
+    """A trained model's saturated sigmoid hands the last convolution a dy with subnormal
+    entries, which made its backward 10× slower on the CPU: the direct route sets them to 0
+    first.  The result equals the backward of dy with those entries zeroed, bit for bit; the
+    caller's dy is not modified; a dy without subnormals is used as it is."""
+    _skip_without_numba(engine.DIRECT)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 9, 9, 6)).astype(np.float32)
+    w = rng.standard_normal((1, 4, 7, 7)).astype(np.float32)
+    dy_cols = rng.standard_normal((1, 9 * 9 * 6)).astype(np.float32)
+    tiny = np.finfo(np.float32).tiny
+    dy_cols[0, ::7] = tiny * rng.uniform(0.01, 0.9, dy_cols[0, ::7].shape).astype(np.float32)
+    assert np.all(np.abs(dy_cols[0, ::7]) < tiny) and np.all(dy_cols[0, ::7] != 0)
+    before = dy_cols.copy()
+    got = engine.conv2d_backward(x, dy_cols, w, (1, 1), (3, 3, 3, 3), (9, 9), engine.DIRECT)
+    zeroed = np.where(np.abs(dy_cols) < tiny, np.float32(0), dy_cols)
+    want = engine.conv2d_backward(x, zeroed, w, (1, 1), (3, 3, 3, 3), (9, 9), engine.DIRECT)
+    assert np.array_equal(dy_cols, before)
+    for a, b in zip(got, want):
+        assert np.array_equal(a, b)
+    normal = rng.standard_normal((3, 5)).astype(np.float32)
+    assert direct.flush_subnormals(normal) is normal
+
+
 @pytest.mark.parametrize("level", FAST)
 @given(cfg=conv_transpose_configs())
 def test_conv_transpose2d_matches_reference(level, cfg):

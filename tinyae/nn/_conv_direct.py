@@ -196,6 +196,21 @@ def _compile():
     return _KERNELS
 
 
+# --- subnormal floats -----------------------------------------------------------------------------
+def flush_subnormals(a):
+    """``a``, or a copy of it with its subnormal numbers (0 < |v| < the dtype's smallest
+    normal, 1.2e-38 in float32) replaced by 0.
+
+    A trained conv AE's sigmoid output saturates, so its backward hands the last convolution
+    a dy with subnormal entries, and the products with them spread to the layers before.
+    The CPU computes with subnormals many times slower: the backward of Conv2d(4, 1, 7)
+    took 41 ms instead of 4, and the conv AE's epoch went from 26 s to 42 s during a
+    50-epoch run.  A contribution below 1e-38 is below the last bit of any gradient of
+    normal size, so the sums come out the same."""
+    small = numpy.abs(a) < numpy.finfo(a.dtype).tiny
+    return numpy.where(small, a.dtype.type(0), a) if small.any() else a
+
+
 # --- what the engine calls ------------------------------------------------------------------------
 def correlate(xpad, w, out_hw):
     """Stride-1 cross-correlation: xpad (C, Hp, Wp, N), w (F, C, KH, KW) -> y (F, OH, OW, N),

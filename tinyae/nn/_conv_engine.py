@@ -298,6 +298,7 @@ def conv2d_backward(x_chwn, dy_cols, w, stride, pads, out_hw, route, need_dx=Tru
     (h, wd), n = x_chwn.shape[1:3], x_chwn.shape[3]
     route = _gemm_route(route, w, x_chwn, dy_cols)
     if route == DIRECT:
+        dy_cols = direct.flush_subnormals(dy_cols)          # (a trained model's tiny gradients)
         dy = dy_cols.reshape(f, out_hw[0], out_hw[1], n)
         dw = direct.weight_grad(pad_chwn(x_chwn, pads), dy, (kh, kw))
         dx_chwn = conv2d_backward_data(dy_cols, w, out_hw, (h, wd), stride, pads, DIRECT) if need_dx else None
