@@ -23,10 +23,11 @@ the same two sums as the im2col level (tests/test_conv_levels.py checks all thre
 
 Both cores.  The work is cut into independent tasks (blocks of four filters × output rows;
 for dw, filters × input channels × kernel rows), grouped into a few chunks per thread; the
-calling thread and a small pool of Python threads take the chunks in turn.  The compiled loops release the GIL.  Python threads wait on a lock, not in a spin
-loop, so they take no core from OpenBLAS's threads; OpenBLAS's own threads do spin after
-each matrix product for ~0.1 s (set ``OPENBLAS_THREAD_TIMEOUT=4`` before NumPy is imported
-to make them sleep at once: docs/performance.md, "Both cores").  Every task writes numbers
+calling thread and the optimizer engine's pool of Python threads take the chunks in turn.
+The compiled loops release the GIL.  Python threads wait on a lock, not in a spin loop, so
+they take no core from OpenBLAS's threads; OpenBLAS's own threads spin after each matrix
+product (~0.1 s by default; tinyae/__init__.py shortens it to ~0.4 ms when it can, and
+:func:`preferred` keeps the GEMM routes when it could not).  Every task writes numbers
 no other task writes, in a fixed order, so the result does not depend on the thread count.
 
 Numba is optional (the ``fast`` extra).  Without it, and for CuPy arrays, the engine takes
@@ -34,18 +35,16 @@ its GEMM routes instead (:func:`usable`).
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy
 
 _KERNELS = {}
-_pool_state = {"pool": None, "workers": 0, "pid": None}
-_lock = threading.Lock()
 
 
+@functools.lru_cache(maxsize=None)
 def available() -> bool:
     """True when Numba is installed (the direct route can run)."""
     return importlib.util.find_spec("numba") is not None
@@ -82,16 +81,9 @@ def _threads() -> int:
     return optim_threads()
 
 
-def _pool(workers):
-    """The pool of ``workers`` helper threads (a new one after a fork)."""
-    state = _pool_state
-    if state["pool"] is None or state["workers"] != workers or state["pid"] != os.getpid():
-        with _lock:
-            if state["pool"] is not None and state["pid"] == os.getpid():
-                state["pool"].shutdown(wait=True)
-            state["pool"] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tinyae-conv")
-            state["workers"], state["pid"] = workers, os.getpid()
-    return state["pool"]
+def _pool(threads):
+    from ..optim_engine import _pool as optim_pool          # and one pool: they never run at once
+    return optim_pool(threads)
 
 
 def _run_split(kernel, args, tasks):
@@ -112,7 +104,7 @@ def _run_split(kernel, args, tasks):
     def work():
         for k in chunks:
             kernel(*args, edges[k], edges[k + 1])
-    futures = [_pool(threads - 1).submit(work) for _ in range(threads - 1)]
+    futures = [_pool(threads).submit(work) for _ in range(threads - 1)]
     work()
     for fut in futures:
         fut.result()
